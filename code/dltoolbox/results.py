@@ -1,0 +1,51 @@
+"""The headline numbers of a notebook run: validated, rounded, and read back from stored outputs."""
+import ast
+import json
+import math
+import numbers
+from pathlib import Path
+
+RESULTS_TAG = "results"
+
+
+def report(metrics, digits=4):
+    """Return `metrics` as a plain dict of rounded numbers, for a notebook's `results` cell."""
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError("results must be a non-empty dict mapping metric names to numbers")
+    out = {}
+    for name, value in metrics.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"metric names must be non-empty strings, got {name!r}")
+        if hasattr(value, "item") and callable(value.item):
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"metric {name!r} must be a number, got {type(value).__name__}: {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"metric {name!r} is not finite: {value}")
+        out[name] = int(value) if isinstance(value, numbers.Integral) else round(float(value), digits)
+    return out
+
+
+def results_cells(notebook):
+    """The code cells of a notebook (a dict, as parsed from JSON) tagged `results`."""
+    return [
+        cell for cell in notebook.get("cells", [])
+        if cell.get("cell_type") == "code" and RESULTS_TAG in cell.get("metadata", {}).get("tags", [])
+    ]
+
+
+def read_results(path):
+    """The metrics stored in a notebook's `results` cell output; a clear error if there are none."""
+    path = Path(path)
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    cells = results_cells(notebook)
+    if len(cells) != 1:
+        raise ValueError(f"{path}: expected exactly one cell tagged {RESULTS_TAG!r}, found {len(cells)}")
+    for output in cells[0].get("outputs", []):
+        text = output.get("data", {}).get("text/plain")
+        if output.get("output_type") == "execute_result" and text is not None:
+            text = "".join(text) if isinstance(text, list) else text
+            value = ast.literal_eval(text)
+            report(value)  # validates
+            return value
+    raise ValueError(f"{path}: the {RESULTS_TAG!r} cell has no stored result; re-execute the notebook")

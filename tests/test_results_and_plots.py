@@ -1,0 +1,89 @@
+import json
+import math
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from conftest import chapter_notebooks, load
+from dltoolbox import plots, results
+from dltoolbox.checks import ExerciseError, call, expect, passed
+
+
+def test_report_rounds_and_unwraps_tensors():
+    out = results.report({"bpc": 2.123456789, "n": torch.tensor(3), "acc": torch.tensor(0.5)}, digits=3)
+    assert out == {"bpc": 2.123, "n": 3, "acc": 0.5}
+    assert type(out["n"]) is int
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({}, "non-empty"),
+    ({"x": "high"}, "must be a number"),
+    ({"x": math.nan}, "not finite"),
+    ({"": 1.0}, "non-empty strings"),
+    ({"x": True}, "must be a number"),
+])
+def test_report_rejects_bad_metrics(bad, message):
+    with pytest.raises(ValueError, match=message):
+        results.report(bad)
+
+
+def _notebook(outputs, tags=("results",)):
+    cell = {"cell_type": "code", "metadata": {"tags": list(tags)}, "source": "r", "outputs": outputs,
+            "execution_count": 1}
+    return {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_read_results_parses_the_stored_output(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    out = {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+           "data": {"text/plain": "{'bpc': 2.1,\n 'ppl': 4.3}"}}
+    path.write_text(json.dumps(_notebook([out])))
+    assert results.read_results(path) == {"bpc": 2.1, "ppl": 4.3}
+
+
+def test_read_results_without_a_results_cell_is_an_error(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(_notebook([], tags=())))
+    with pytest.raises(ValueError, match="exactly one cell tagged 'results'"):
+        results.read_results(path)
+    path.write_text(json.dumps(_notebook([])))
+    with pytest.raises(ValueError, match="no stored result"):
+        results.read_results(path)
+
+
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_chapter_notebook_has_results_then_assertions(path):
+    metrics = results.read_results(path)
+    assert metrics
+    cells = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
+    index = next(i for i, c in enumerate(cells) if "results" in c["metadata"].get("tags", []))
+    following = "".join(cells[index + 1]["source"]) if index + 1 < len(cells) else ""
+    assert "assert" in following, f"{path.name}: the cell after the results cell must assert the chapter's claims"
+
+
+def test_plot_history_draws_each_curve_and_rejects_unknown_keys():
+    ax = plots.plot_history({"train": [3, 2, 1], "valid": [3, 2.5, 2]})
+    assert len(ax.get_lines()) == 2
+    with pytest.raises(KeyError, match="no \\['test'\\]"):
+        plots.plot_history({"train": [1]}, keys=["test"])
+    with pytest.raises(ValueError):
+        plots.plot_history([])
+
+
+def test_checks_pass_and_fail_with_hints(capsys):
+    assert passed("1.1", "well done")
+    assert "✓ Exercise 1.1 passed: well done" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="Hint: look again"):
+        expect(False, "wrong shape", "look again")
+
+    def todo():
+        raise NotImplementedError()
+
+    with pytest.raises(ExerciseError, match="not implemented yet"):
+        call(todo, exercise="1.2")
+    with pytest.raises(ExerciseError, match="raised ZeroDivisionError"):
+        call(lambda: 1 / 0, exercise="1.3")
+    assert call(lambda x: x + 1, 1, exercise="1.4") == 2
