@@ -1,0 +1,108 @@
+"""Attention: masks, masked softmax, additive (Bahdanau) and scaled dot-product attention, their cost."""
+import math
+import time
+
+import torch
+from torch import nn
+
+
+def padding_mask(lengths, max_len=None):
+    """A (B, T) bool mask, True at the real tokens of each sequence and False at padding."""
+    lengths = torch.as_tensor(lengths)
+    if lengths.dim() != 1:
+        raise ValueError(f"lengths must be a 1-d tensor of sequence lengths, got shape {tuple(lengths.shape)}")
+    if len(lengths) and int(lengths.min()) < 0:
+        raise ValueError(f"lengths must be non-negative, got {lengths.tolist()}")
+    longest = int(lengths.max()) if len(lengths) else 0
+    max_len = longest if max_len is None else max_len
+    if max_len < longest:
+        raise ValueError(f"max_len={max_len} is shorter than the longest sequence ({longest})")
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]  # (B, T)
+
+
+def causal_mask(size, device=None):
+    """A (T, T) bool mask, True where query i may look at key j, i.e. j <= i (no peeking at the future)."""
+    if size < 1:
+        raise ValueError(f"a causal mask needs size >= 1, got {size}")
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()
+
+
+def masked_softmax(scores, mask=None):
+    """Softmax over the last axis where masked-out (False) positions get exactly zero weight."""
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor (True = attend), got {mask.dtype}")
+    scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return weights.nan_to_num(0.0)  # a row with nothing to attend to gets all-zero weights
+
+
+def scaled_dot_product_attention(queries, keys, values, mask=None):
+    """softmax(Q K^T / sqrt(d)) V; returns (outputs (..., Tq, dv), weights (..., Tq, Tk))."""
+    if queries.shape[-1] != keys.shape[-1]:
+        raise ValueError(f"queries and keys need the same last size, got {queries.shape[-1]} and {keys.shape[-1]}")
+    if keys.shape[-2] != values.shape[-2]:
+        raise ValueError(f"keys and values need the same length, got {keys.shape[-2]} and {values.shape[-2]}")
+    scores = queries @ keys.transpose(-2, -1) / math.sqrt(queries.shape[-1])  # (..., Tq, Tk)
+    weights = masked_softmax(scores, mask)
+    return weights @ values, weights  # (..., Tq, dv), (..., Tq, Tk)
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau's score v^T tanh(W_q q + W_k k_j), softmax over the source, a weighted sum of values."""
+
+    def __init__(self, query_size, key_size, num_hiddens):
+        super().__init__()
+        self.W_q = nn.Linear(query_size, num_hiddens, bias=False)
+        self.W_k = nn.Linear(key_size, num_hiddens, bias=False)
+        self.v = nn.Linear(num_hiddens, 1, bias=False)
+
+    def project_keys(self, keys):
+        """W_k k_j for every source position, computed once per sentence: (B, T, H)."""
+        return self.W_k(keys)
+
+    def forward(self, query, keys, mask=None, projected_keys=None):
+        """query (B, Cq), keys (B, T, Ck), mask (B, T) -> context (B, Ck), weights (B, T)."""
+        if query.dim() != 2 or keys.dim() != 3:
+            raise ValueError(f"expected query (B, C) and keys (B, T, C), got {tuple(query.shape)} "
+                             f"and {tuple(keys.shape)}")
+        if mask is not None and mask.shape != keys.shape[:2]:
+            raise ValueError(f"mask must have shape {tuple(keys.shape[:2])} (B, T), got {tuple(mask.shape)}")
+        if projected_keys is None:
+            projected_keys = self.project_keys(keys)
+        features = torch.tanh(self.W_q(query)[:, None, :] + projected_keys)  # (B, T, H)
+        scores = self.v(features).squeeze(-1)  # (B, T)
+        weights = masked_softmax(scores, mask)  # (B, T)
+        context = torch.bmm(weights[:, None, :], keys).squeeze(1)  # (B, Ck)
+        return context, weights
+
+
+def attention_cost(lengths, num_hiddens=64, batch_size=1, repeats=3, seed=0):
+    """Time one self-attention pass (best of `repeats`) and the exact bytes of its T x T weight matrix."""
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"lengths must be a non-empty list of positive ints, got {lengths!r}")
+    g = torch.Generator().manual_seed(seed)
+    history = {"length": [], "seconds": [], "attention_bytes": []}
+    with torch.no_grad():
+        for length in lengths:
+            x = torch.randn(batch_size, length, num_hiddens, generator=g)  # (B, T, C)
+            best = math.inf
+            for _ in range(repeats + 1):  # the first pass warms up
+                start = time.perf_counter()
+                _, weights = scaled_dot_product_attention(x, x, x)
+                best = min(best, time.perf_counter() - start)
+            history["length"].append(length)
+            history["seconds"].append(best)
+            history["attention_bytes"].append(weights.numel() * weights.element_size())
+    return history
+
+
+def fit_exponent(lengths, values):
+    """The slope of log(values) against log(lengths): the k in values ~ lengths ** k."""
+    if len(lengths) != len(values) or len(lengths) < 2:
+        raise ValueError("need at least two (length, value) pairs of equal count to fit an exponent")
+    x = torch.log(torch.as_tensor(lengths, dtype=torch.float64))
+    y = torch.log(torch.as_tensor(values, dtype=torch.float64))
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / (x * x).sum())

@@ -1,0 +1,124 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dltoolbox import attention
+
+
+def test_padding_mask_marks_real_tokens():
+    mask = attention.padding_mask(torch.tensor([3, 1, 0]), max_len=4)
+    assert mask.tolist() == [[True, True, True, False], [True, False, False, False], [False] * 4]
+    assert attention.padding_mask([2, 2]).shape == (2, 2)
+
+
+@pytest.mark.parametrize("lengths, max_len, message", [
+    (torch.tensor([[1, 2]]), None, "1-d"),
+    (torch.tensor([2, -1]), None, "non-negative"),
+    (torch.tensor([5, 1]), 3, "shorter than the longest"),
+])
+def test_padding_mask_rejects_bad_input(lengths, max_len, message):
+    with pytest.raises(ValueError, match=message):
+        attention.padding_mask(lengths, max_len)
+
+
+def test_causal_mask_blocks_the_future():
+    mask = attention.causal_mask(4)
+    assert mask.tolist() == [[True, False, False, False], [True, True, False, False],
+                             [True, True, True, False], [True, True, True, True]]
+    with pytest.raises(ValueError, match="size >= 1"):
+        attention.causal_mask(0)
+
+
+def test_causal_attention_output_does_not_depend_on_later_tokens():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 6, 8, generator=g)
+    y = x.clone()
+    y[:, 4:] = torch.randn(1, 2, 8, generator=g)  # change only the future of position 3
+    mask = attention.causal_mask(6)
+    out_x, w = attention.scaled_dot_product_attention(x, x, x, mask)
+    out_y, _ = attention.scaled_dot_product_attention(y, y, y, mask)
+    torch.testing.assert_close(out_x[:, :4], out_y[:, :4])
+    assert not torch.allclose(out_x[:, 4:], out_y[:, 4:])
+    assert torch.all(w[0].triu(1) == 0)
+
+
+def test_masked_softmax_sums_to_one_and_zeroes_padding():
+    scores = torch.randn(3, 5, generator=torch.Generator().manual_seed(1)) * 10
+    mask = attention.padding_mask(torch.tensor([5, 2, 0]))
+    w = attention.masked_softmax(scores, mask)
+    torch.testing.assert_close(w.sum(-1), torch.tensor([1.0, 1.0, 0.0]))
+    assert torch.all(w[~mask] == 0)
+    with pytest.raises(ValueError, match="bool"):
+        attention.masked_softmax(scores, mask.float())
+
+
+def test_additive_attention_matches_a_hand_computed_example():
+    att = attention.AdditiveAttention(query_size=1, key_size=2, num_hiddens=2)
+    with torch.no_grad():
+        att.W_q.weight.copy_(torch.tensor([[1.0], [0.0]]))
+        att.W_k.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+        att.v.weight.copy_(torch.tensor([[1.0, 2.0]]))
+    query = torch.tensor([[0.5]])
+    keys = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [3.0, 3.0]]])
+    # scores: tanh(0.5 + k1) + 2 tanh(k2), by hand
+    e = [math.tanh(1.5), math.tanh(0.5) + 2 * math.tanh(1.0), math.tanh(3.5) + 2 * math.tanh(3.0)]
+    z = sum(math.exp(s) for s in e[:2])
+    expected = torch.tensor([[math.exp(e[0]) / z, math.exp(e[1]) / z, 0.0]])
+    context, weights = att(query, keys, mask=torch.tensor([[True, True, False]]))
+    torch.testing.assert_close(weights, expected)
+    torch.testing.assert_close(context, expected @ keys[0])
+
+
+def test_additive_attention_weights_sum_to_one_and_ignore_padding():
+    torch.manual_seed(0)
+    att = attention.AdditiveAttention(query_size=4, key_size=6, num_hiddens=5)
+    keys = torch.randn(3, 7, 6)
+    mask = attention.padding_mask(torch.tensor([7, 3, 1]))
+    context, weights = att(torch.randn(3, 4), keys, mask)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3))
+    assert torch.all(weights[~mask] == 0)
+    keys2 = keys.clone()
+    keys2[~mask] = 100.0  # whatever sits in the padding must not change the result
+    context2, _ = att(torch.randn(3, 4).copy_(torch.zeros(3, 4)), keys2, mask)
+    context1, _ = att(torch.zeros(3, 4), keys, mask)
+    torch.testing.assert_close(context1, context2)
+    assert context.shape == (3, 6)
+
+
+def test_additive_attention_rejects_bad_shapes():
+    att = attention.AdditiveAttention(2, 2, 2)
+    with pytest.raises(ValueError, match=r"\(B, T, C\)"):
+        att(torch.zeros(1, 2), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="mask must have shape"):
+        att(torch.zeros(1, 2), torch.zeros(1, 3, 2), torch.ones(1, 2, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("use_mask", ["none", "causal", "padding"])
+def test_scaled_dot_product_matches_pytorch(use_mask):
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 3, 5, 8, generator=g) for _ in range(3))  # (B, heads, T, d)
+    mask = {"none": None, "causal": attention.causal_mask(5),
+            "padding": attention.padding_mask(torch.tensor([5, 2]))[:, None, None, :]}[use_mask]
+    out, weights = attention.scaled_dot_product_attention(q, k, v, mask)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3, 5))
+
+
+def test_scaled_dot_product_rejects_mismatched_sizes():
+    with pytest.raises(ValueError, match="same last size"):
+        attention.scaled_dot_product_attention(torch.zeros(1, 2, 3), torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+    with pytest.raises(ValueError, match="same length"):
+        attention.scaled_dot_product_attention(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), torch.zeros(1, 4, 3))
+
+
+def test_attention_cost_memory_is_exactly_quadratic():
+    cost = attention.attention_cost([8, 16, 32], num_hiddens=4, repeats=1)
+    assert cost["attention_bytes"] == [8 * 8 * 4, 16 * 16 * 4, 32 * 32 * 4]
+    assert all(s > 0 for s in cost["seconds"])
+    assert attention.fit_exponent(cost["length"], cost["attention_bytes"]) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="non-empty"):
+        attention.attention_cost([])
+    with pytest.raises(ValueError, match="at least two"):
+        attention.fit_exponent([1], [1])
