@@ -81,8 +81,8 @@ class TranscriptDirective(Directive):
         block = nodes.line_block(classes=["interview-transcript"])
         for number, text in enumerate(interview.transcript_lines(), start=1):
             line = nodes.line(ids=[f"line-{number}"])
-            line += nodes.inline(text=f"{number:>3}", classes=["transcript-number"])
-            line += nodes.Text(" " + text)
+            line += nodes.inline(text=str(number), classes=["transcript-number"])
+            line += nodes.literal(text=text, classes=["transcript-text"])  # literal: no smart quotes
             block += line
         return [block]
 
