@@ -120,6 +120,21 @@ class GradingClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
+async def _run_with_limit(client, env, limit):
+    """Execute, stopping (and shutting the kernel down) after `limit` seconds in all."""
+    task = asyncio.ensure_future(client.async_execute(env=env, stderr=subprocess.DEVNULL))
+    done, _ = await asyncio.wait({task}, timeout=limit)
+    if done:
+        task.result()
+        return None
+    task.cancel()  # nbclient turns this into DeadKernelError and shuts the kernel down
+    try:
+        await task
+    except (Exception, asyncio.CancelledError):
+        pass
+    return f"the notebook ran longer than {limit} s in all and was stopped"
+
+
 def execute(nb, folder, timeout, notebook_timeout, max_output):
     """Run `nb` in a fresh kernel in `folder`; return (replies by cell index, a problem or None)."""
     client = GradingClient(
@@ -130,10 +145,7 @@ def execute(nb, folder, timeout, notebook_timeout, max_output):
     env = dict(os.environ, DLTOOLBOX_NO_PROGRESS="1", PYTHONHASHSEED="0")
     problem = None
     try:
-        run = client.async_execute(env=env, stderr=subprocess.DEVNULL)  # the kernel's own log, not the student's
-        asyncio.run(asyncio.wait_for(run, notebook_timeout))
-    except asyncio.TimeoutError:
-        problem = f"the notebook ran longer than {notebook_timeout} s in all and was stopped"
+        problem = asyncio.run(_run_with_limit(client, env, notebook_timeout))
     except DeadKernelError:
         problem = "the kernel died (out of memory, or the code ended the process)"
     except Exception as error:  # a broken kernel must not stop the class's grading
