@@ -122,3 +122,52 @@ def test_attention_cost_memory_is_exactly_quadratic():
         attention.attention_cost([])
     with pytest.raises(ValueError, match="at least two"):
         attention.fit_exponent([1], [1])
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tiny_model(decoder=attention.AttentionDecoder, seed=0):
+    from dltoolbox import seq2seq, translation
+    return seq2seq.build_model(translation.source_vocab(), translation.target_vocab(), num_embed=8,
+                               num_hiddens=16, seed=seed, decoder=decoder)
+
+
+def test_attention_decoder_drops_into_seq2seq_and_ignores_padding(one_thread):
+    from dltoolbox import seq2seq
+    model = _tiny_model().eval()
+    pairs = [("the dog sleeps".split(), "vok ka dorma ta".split()),
+             ("a big cat sees the bird today".split(), "mil mar ne hodi pira ka o vidu ta".split())]
+    src, src_lengths, y_in, y_out = seq2seq.make_batch(pairs, model.src_vocab, model.tgt_vocab)
+    logits, loss = model(src, src_lengths, y_in, y_out)
+    assert logits.shape == (2, y_in.shape[1], len(model.tgt_vocab)) and loss.item() > 0
+    weights = model.decoder.weights  # (B, T, S)
+    assert weights.shape == (2, y_in.shape[1], src.shape[1])
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, y_in.shape[1]))
+    assert torch.all(weights[0, :, 3:] == 0), "padded source positions get zero weight"
+    alone, _ = model(src[:1, :3], src_lengths[:1], y_in[:1, :5])
+    torch.testing.assert_close(alone, logits[:1, :5], atol=1e-5, rtol=1e-5)
+
+
+def test_attention_decoder_overfits_a_few_pairs_and_aligns(one_thread):
+    from dltoolbox import seq2seq, translation
+    pairs = translation.sample_pairs(8, min_len=4, max_len=8, seed=3)
+    model = _tiny_model()
+    history = seq2seq.train(model, pairs, num_steps=120, batch_size=8, lr=1e-2, seed=0)
+    assert history["loss"][-1] < 0.1 * history["loss"][0]
+    assert seq2seq.greedy_decode(model, [s for s, _ in pairs]) == [t for _, t in pairs]
+    src, tgt = pairs[0]
+    weights = attention.alignment(model, src, tgt)
+    assert weights.shape == (len(tgt) + 1, len(src))
+    torch.testing.assert_close(weights.sum(-1), torch.ones(len(tgt) + 1))
+
+
+def test_alignment_needs_an_attention_model():
+    from dltoolbox import seq2seq
+    with pytest.raises(ValueError, match="needs a model with an AttentionDecoder"):
+        attention.alignment(_tiny_model(decoder=seq2seq.LSTMDecoder), ["the", "dog", "sleeps"], ["vok"])

@@ -78,6 +78,63 @@ class AdditiveAttention(nn.Module):
         return context, weights
 
 
+class AttentionDecoder(nn.Module):
+    """An LSTM decoder that reads a fresh context (additive attention over the source) at every step.
+
+    Same signature as the recurrent decoders of :mod:`dltoolbox.seq2seq`, so it drops into their
+    ``Seq2Seq``/``build_model``: ``forward(y_in (B, T), state, enc_outputs (B, S, H), src_mask (B, S))
+    -> (logits (B, T, V), state)``. The weights of the last call are kept in ``self.weights`` (B, T, S).
+    """
+
+    def __init__(self, vocab_size, num_embed=48, num_hiddens=96, num_layers=1, pad=0):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, num_embed, padding_idx=pad)
+        self.attention = AdditiveAttention(num_hiddens, num_hiddens, num_hiddens)
+        self.cells = nn.ModuleList(nn.LSTMCell(num_embed + num_hiddens if i == 0 else num_hiddens, num_hiddens)
+                                   for i in range(num_layers))
+        self.output = nn.Linear(2 * num_hiddens, vocab_size)
+        self.weights = None
+
+    def init_state(self, enc_outputs, enc_state, src_mask):
+        """Start from the encoder's final (h, c), as the decoder without attention does."""
+        return enc_state
+
+    def select_state(self, state, index):
+        """Keep batch rows `index` of an (h, c) state, each (L, B, H)."""
+        return tuple(s.index_select(1, index) for s in state)
+
+    def forward(self, y_in, state, enc_outputs, src_mask):
+        """Teacher-forced (or one-step) logits (B, T, V) and the new state."""
+        embedded = self.embedding(y_in)  # (B, T, E)
+        projected_keys = self.attention.project_keys(enc_outputs)  # (B, S, H)
+        h, c = list(state[0].unbind(0)), list(state[1].unbind(0))  # L tensors (B, H) each
+        outputs, weights = [], []
+        for t in range(y_in.shape[1]):
+            context, w = self.attention(h[-1], enc_outputs, src_mask, projected_keys)  # (B, H), (B, S)
+            x = torch.cat([embedded[:, t], context], dim=-1)  # (B, E + H)
+            for i, cell in enumerate(self.cells):
+                h[i], c[i] = cell(x, (h[i], c[i]))
+                x = h[i]
+            outputs.append(torch.cat([x, context], dim=-1))  # (B, 2H)
+            weights.append(w)
+        self.weights = torch.stack(weights, dim=1).detach()  # (B, T, S)
+        return self.output(torch.stack(outputs, dim=1)), (torch.stack(h), torch.stack(c))  # (B, T, V)
+
+
+def alignment(model, src_tokens, tgt_tokens):
+    """The attention weights (T, S) of a seq2seq model with an AttentionDecoder, teacher-forced on tgt."""
+    if not isinstance(model.decoder, AttentionDecoder):
+        raise ValueError(f"alignment needs a model with an AttentionDecoder, got {type(model.decoder).__name__}")
+    device = next(model.parameters()).device
+    src = torch.tensor([model.src_vocab.encode(src_tokens)], device=device)  # (1, S)
+    y_in = torch.tensor([[model.tgt_vocab.bos] + model.tgt_vocab.encode(tgt_tokens)], device=device)  # (1, T)
+    model.eval()
+    with torch.no_grad():
+        model(src, torch.tensor([src.shape[1]], device=device), y_in)
+    weights = model.decoder.weights[0].cpu()  # (T + 1, S): the last row is where <eos> was predicted
+    return weights.flip(-1) if getattr(model, "reverse_source", False) else weights
+
+
 def attention_cost(lengths, num_hiddens=64, batch_size=1, repeats=3, seed=0):
     """Time one self-attention pass (best of `repeats`) and the exact bytes of its T x T weight matrix."""
     if not lengths or min(lengths) < 1:
