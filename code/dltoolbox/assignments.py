@@ -211,10 +211,13 @@ def main(argv=None):
     grade.add_argument("--out", default="gradebook", help="gradebook folder (default: gradebook/)")
     grade.add_argument("--source", nargs="*", default=None,
                        help="instructor notebooks or folders (default: chapters/)")
-    grade.add_argument("--timeout", type=int, default=120, help="seconds per cell (default: 120)")
+    grade.add_argument("--timeout", type=int, default=60, help="seconds per exercise cell (default: 60)")
+    grade.add_argument("--cell-timeout", type=int, default=600,
+                       help="seconds per other cell, e.g. the chapter's training (default: 600)")
     grade.add_argument("--notebook-timeout", type=int, default=1800,
                        help="seconds per notebook, all cells together (default: 1800)")
-    grade.add_argument("--max-output", type=int, default=100_000, help="characters of output kept per cell")
+    grade.add_argument("--max-output", type=int, default=100_000,
+                       help="characters of output kept per cell (default: 100000)")
     grade.add_argument("--force", action="store_true", help="overwrite a gradebook in --out")
     args = parser.parse_args(argv)
     try:
@@ -229,9 +232,9 @@ def main(argv=None):
             for path in release(args.chapters, args.out, force=args.force):
                 print(f"released {path}")
             return 0
-        from .grading import grade_folder
-        rows = grade_folder(args.submissions, args.out, sources=args.source, timeout=args.timeout,
-                            notebook_timeout=args.notebook_timeout, max_output=args.max_output,
+        from .grading import Limits, grade_folder
+        limits = Limits(args.timeout, args.cell_timeout, args.notebook_timeout, args.max_output)
+        rows = grade_folder(args.submissions, args.out, sources=args.source, limits=limits,
                             force=args.force, log=print)
         return 0 if rows else 1
     except (FileExistsError, FileNotFoundError, ValueError) as error:

@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -30,6 +32,15 @@ FIELDS = ["student", "notebook", "exercise", "points", "max_points", "feedback"]
 HIDDEN_BLOCK = re.compile(rf"^[ \t]*{BEGIN_HIDDEN}.*?^[ \t]*{END_HIDDEN}[^\n]*\n?", re.S | re.M)
 SOLUTION_BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION.*?^[ \t]*### END SOLUTION[^\n]*", re.S | re.M)
 STUB = "# YOUR CODE HERE\n{indent}raise NotImplementedError()"
+
+
+@dataclass
+class Limits:
+    """Time (seconds) and output limits for grading one notebook."""
+    timeout: int = 60             # per exercise cell (solution and check cells)
+    cell_timeout: int = 600       # per other cell (the chapter's own training, ...)
+    notebook_timeout: int = 1800  # all cells together
+    max_output: int = 100_000     # characters of output kept per cell
 
 
 def _short(text, limit=400):
@@ -92,18 +103,28 @@ def assemble(submitted, source):
         cells.insert(at, cell)
         where = {g: i + (i >= at) for g, i in where.items()}
         where[gid] = at
+    ids = set()
+    for cell in cells:  # cell ids must be unique (a copied cell may repeat one)
+        if not cell.get("id") or cell["id"] in ids:
+            cell["id"] = uuid.uuid4().hex[:8]
+        ids.add(cell["id"])
     nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(source.metadata))
     nb.metadata.pop("widgets", None)
     return nb, notes
 
 
 class GradingClient(NotebookClient):
-    """A NotebookClient that keeps at most `max_output` characters of output per cell."""
+    """A NotebookClient that records each cell's reply and keeps at most `max_output` characters per cell."""
 
     def __init__(self, nb, max_output=100_000, **kwargs):
         super().__init__(nb, **kwargs)
         self.max_output, self.sizes, self.replies = max_output, {}, {}
         self.on_cell_executed = self._record
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self.error_on_timeout = {"ename": "Timeout", "traceback": [], "evalue":
+                                 f"the cell ran longer than {timeout} s and was interrupted (an endless loop?)"}
+        return await super()._async_handle_timeout(timeout, cell)
 
     def _record(self, cell, cell_index, execute_reply, **_):
         self.replies[cell_index] = execute_reply["content"]
@@ -135,17 +156,16 @@ async def _run_with_limit(client, env, limit):
     return f"the notebook ran longer than {limit} s in all and was stopped"
 
 
-def execute(nb, folder, timeout, notebook_timeout, max_output):
+def execute(nb, folder, limits):
     """Run `nb` in a fresh kernel in `folder`; return (replies by cell index, a problem or None)."""
     client = GradingClient(
-        nb, max_output=max_output, timeout=timeout, kernel_name="python3", allow_errors=True,
-        interrupt_on_timeout=True, record_timing=False, resources={"metadata": {"path": str(folder)}},
-        error_on_timeout={"ename": "Timeout", "evalue": f"the cell ran longer than {timeout} s and was "
-                          "interrupted (an endless loop?)", "traceback": []})
+        nb, max_output=limits.max_output, kernel_name="python3", allow_errors=True,
+        timeout_func=lambda cell: limits.timeout if nbgrader_meta(cell) else limits.cell_timeout,
+        interrupt_on_timeout=True, record_timing=False, resources={"metadata": {"path": str(folder)}})
     env = dict(os.environ, DLTOOLBOX_NO_PROGRESS="1", PYTHONHASHSEED="0")
     problem = None
     try:
-        problem = asyncio.run(_run_with_limit(client, env, notebook_timeout))
+        problem = asyncio.run(_run_with_limit(client, env, limits.notebook_timeout))
     except DeadKernelError:
         problem = "the kernel died (out of memory, or the code ended the process)"
     except Exception as error:  # a broken kernel must not stop the class's grading
@@ -166,8 +186,9 @@ def _failure(reply):
     return _short(f"{reply.get('ename')}: {reply.get('evalue')}")
 
 
-def grade_notebook(path, source_path, timeout=120, notebook_timeout=1800, max_output=100_000):
+def grade_notebook(path, source_path, limits=None):
     """Grade one submitted notebook against its instructor notebook: (rows, the executed notebook)."""
+    limits = limits or Limits()
     source = nbformat.read(source_path, as_version=4)
     checks = [c for c in source.cells if is_check(c)]
     blank = [{"exercise": _grade_id(c), "points": 0.0, "max_points": float(nbgrader_meta(c).get("points", 0))}
@@ -186,7 +207,7 @@ def grade_notebook(path, source_path, timeout=120, notebook_timeout=1800, max_ou
         for extra in Path(source_path).parent.iterdir():  # the chapter's data files, not its notebooks
             if extra.is_file() and extra.suffix not in (".ipynb", ".md"):
                 shutil.copy2(extra, tmp)
-        replies, problem = execute(nb, tmp, timeout, notebook_timeout, max_output)
+        replies, problem = execute(nb, tmp, limits)
     rows, solution_trouble = [], None
     for index, cell in enumerate(nb.cells):
         reply = replies.get(index)
@@ -216,17 +237,26 @@ def grade_notebook(path, source_path, timeout=120, notebook_timeout=1800, max_ou
 
 
 def find_sources(sources=None):
-    """Instructor notebooks by file name (the name a submission keeps)."""
+    """Instructor notebooks by file name (the name a submission keeps), each a list of paths."""
     found = {}
     for path in notebook_paths(sources or [str(ROOT / "chapters")]):
-        if path.name in found:
-            raise ValueError(f"two instructor notebooks are called {path.name}: {found[path.name]}, {path}")
-        found[path.name] = path
+        found.setdefault(path.name, []).append(path)
     return found
 
 
-def grade_folder(submissions, out="gradebook", sources=None, timeout=120, notebook_timeout=1800,
-                 max_output=100_000, force=False, log=lambda *a: None):
+def match(rel, originals):
+    """The instructor notebook for submission `rel` (student/[chapter/]name.ipynb), or a reason why none."""
+    candidates = originals.get(rel.name, [])
+    if len(candidates) > 1:  # the same name in two chapters: the chapter folder decides
+        candidates = [p for p in candidates if p.parent.name in rel.parts[1:-1]]
+    if len(candidates) == 1:
+        return candidates[0], None
+    if not candidates:
+        return None, f"no instructor notebook is called {rel.name}; not graded"
+    return None, f"{rel.name} is in several chapters; put it in its chapter's folder; not graded"
+
+
+def grade_folder(submissions, out="gradebook", sources=None, limits=None, force=False, log=lambda *a: None):
     """Grade SUBMISSIONS/<student>/**/<notebook>.ipynb; write grades.csv, grades.json, executed copies."""
     submissions, out = Path(submissions), Path(out)
     if not submissions.is_dir():
@@ -244,16 +274,20 @@ def grade_folder(submissions, out="gradebook", sources=None, timeout=120, notebo
             log(f"skipped {rel}: put each student's notebooks in a folder named after the student")
             continue
         start = time.perf_counter()
-        if path.name not in originals:
-            found = [{"exercise": "", "points": 0.0, "max_points": 0.0,
-                      "feedback": f"no instructor notebook is called {path.name}; not graded"}]
-            executed = None
-        else:
-            found, executed = grade_notebook(path, originals[path.name], timeout, notebook_timeout, max_output)
-        if executed is not None:
-            target = out / "executed" / student / notebook
-            target.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(executed, target)
+        original, reason = match(rel, originals)
+        found, executed = [{"exercise": "", "points": 0.0, "max_points": 0.0, "feedback": reason}], None
+        try:
+            if original is not None:
+                found, executed = grade_notebook(path, original, limits)
+            if executed is not None:
+                target = out / "executed" / student / notebook
+                target.parent.mkdir(parents=True, exist_ok=True)
+                nbformat.write(executed, target)
+        except Exception as error:  # one notebook must never stop the class's grading
+            log(f"{student}: {notebook}: the grader failed: {type(error).__name__}: {error}")
+            if executed is None:
+                found = [dict(r, points=0.0, feedback=f"the grader failed on this notebook: {_short(error, 200)}")
+                         for r in found]
         rows += [dict(row, student=student, notebook=notebook) for row in found]
         got, best = sum(r["points"] for r in found), sum(r["max_points"] for r in found)
         log(f"{student:<12} {notebook:<40} {got:g}/{best:g}  ({time.perf_counter() - start:.1f} s (wall))")
