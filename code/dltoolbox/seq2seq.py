@@ -1,0 +1,314 @@
+"""An LSTM encoder–decoder (Sutskever et al. 2014): padding and masking, teacher forcing, greedy and
+beam-search decoding, and evaluation with BLEU (sacrebleu), exact match and token accuracy.
+
+API (stable; other chapters build on it):
+
+- ``LSTMEncoder(vocab_size, num_embed, num_hiddens, num_layers)``: ``forward(src (B, S), src_lengths (B,))
+  -> (enc_outputs (B, S, H), (h, c) each (L, B, H))``; padding never changes the result.
+- Decoders subclass :class:`Decoder`: ``init_state(enc_outputs, enc_state, src_mask) -> state`` and
+  ``forward(y_in (B, T), state, enc_outputs (B, S, H), src_mask (B, S) bool) -> (logits (B, T, V), state)``;
+  ``select_state(state, index)`` picks batch rows (for beam search). :class:`LSTMDecoder` ignores
+  ``enc_outputs``/``src_mask``; an attention decoder with the same signature drops in. Its layers are the
+  attributes ``embedding``, ``lstm``, ``output`` (copy a language model's weights into them).
+- ``Seq2Seq(encoder, decoder, src_vocab, tgt_vocab, reverse_source=False)``: ``encode(src, src_lengths)``
+  and ``forward(src, src_lengths, y_in, targets=None) -> (logits, loss)``; ``reverse_source`` reverses each
+  source inside the model, so data and decoding never change. ``build_model(..., decoder=factory, seed=)``.
+- ``make_batch(pairs, src_vocab, tgt_vocab, device)``, ``train(model, pairs, num_steps, ..., seed) -> history``.
+- ``greedy_decode``, ``beam_search(model, sentence, beam_size) -> [(tokens, log_prob), ...]``,
+  ``translate(model, sentence, beam_size=1)``; ``evaluate(model, pairs, buckets) -> metrics``.
+"""
+import time
+
+import sacrebleu
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .progress import progress
+
+DEFAULT_BUCKETS = ((3, 7), (8, 12), (13, 17), (18, 22), (23, 30))
+
+
+def pad_batch(seqs, pad=0):
+    """Stack id lists into a (B, T) LongTensor padded with `pad`, and their lengths (B,)."""
+    if not seqs or any(len(s) == 0 for s in seqs):
+        raise ValueError("pad_batch needs a non-empty list of non-empty sequences")
+    lengths = torch.tensor([len(s) for s in seqs])
+    out = torch.full((len(seqs), int(lengths.max())), pad, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
+    return out, lengths
+
+
+def lengths_to_mask(lengths, max_len):
+    """(B, max_len) bool mask, True at real tokens."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def reverse_padded(x, lengths):
+    """Reverse each row's first lengths[b] entries of (B, T) `x`, leaving the padding at the end."""
+    T = x.shape[1]
+    pos = torch.arange(T, device=x.device)[None, :]  # (1, T)
+    lengths = lengths.to(x.device)[:, None]  # (B, 1)
+    index = torch.where(pos < lengths, lengths - 1 - pos, pos)  # (B, T)
+    return x.gather(1, index)
+
+
+class LSTMEncoder(nn.Module):
+    """Embedding + LSTM over the (packed) source."""
+
+    def __init__(self, vocab_size, num_embed=48, num_hiddens=96, num_layers=1, pad=0):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, num_embed, padding_idx=pad)
+        self.lstm = nn.LSTM(num_embed, num_hiddens, num_layers, batch_first=True)
+
+    def forward(self, src, src_lengths):
+        """(enc_outputs (B, S, H) zero at padding, (h, c) each (L, B, H))."""
+        emb = self.embedding(src)  # (B, S, E)
+        packed = pack_padded_sequence(emb, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])  # (B, S, H)
+        return out, state
+
+
+class Decoder(nn.Module):
+    """Interface of a decoder: one or more target steps given the encoder's outputs and mask."""
+
+    def init_state(self, enc_outputs, enc_state, src_mask):
+        """The decoder's first state; by default the encoder's final (h, c)."""
+        return enc_state
+
+    def select_state(self, state, index):
+        """Keep batch rows `index` of a state made of (L, B, H) tensors (nested tuples allowed)."""
+        if isinstance(state, torch.Tensor):
+            return state.index_select(1, index)
+        return type(state)(self.select_state(s, index) for s in state)
+
+    def forward(self, y_in, state, enc_outputs, src_mask):
+        """(logits (B, T, V), new state)."""
+        raise NotImplementedError
+
+
+class LSTMDecoder(Decoder):
+    """Embedding + LSTM + linear output; starts from the encoder's final state, ignores enc_outputs."""
+
+    def __init__(self, vocab_size, num_embed=48, num_hiddens=96, num_layers=1, pad=0):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, num_embed, padding_idx=pad)
+        self.lstm = nn.LSTM(num_embed, num_hiddens, num_layers, batch_first=True)
+        self.output = nn.Linear(num_hiddens, vocab_size)
+
+    def forward(self, y_in, state, enc_outputs, src_mask):
+        out, state = self.lstm(self.embedding(y_in), state)  # (B, T, H)
+        return self.output(out), state  # (B, T, V)
+
+
+class Seq2Seq(nn.Module):
+    """Encoder + decoder; `reverse_source` feeds each source sentence backwards."""
+
+    def __init__(self, encoder, decoder, src_vocab, tgt_vocab, reverse_source=False, max_src_len=60):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
+        self.reverse_source, self.max_src_len = reverse_source, max_src_len
+
+    def encode(self, src, src_lengths):
+        """(enc_outputs (B, S, H), enc_state, src_mask (B, S))."""
+        if self.reverse_source:
+            src = reverse_padded(src, src_lengths)
+        enc_outputs, enc_state = self.encoder(src, src_lengths)
+        return enc_outputs, enc_state, lengths_to_mask(src_lengths.to(src.device), src.shape[1])
+
+    def forward(self, src, src_lengths, y_in, targets=None):
+        """Teacher-forced logits (B, T, V) and, given targets (B, T), the mean loss over real tokens."""
+        enc_outputs, enc_state, src_mask = self.encode(src, src_lengths)
+        state = self.decoder.init_state(enc_outputs, enc_state, src_mask)
+        logits, _ = self.decoder(y_in, state, enc_outputs, src_mask)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=self.tgt_vocab.pad)
+        return logits, loss
+
+
+def build_model(src_vocab, tgt_vocab, num_embed=48, num_hiddens=96, num_layers=1, reverse_source=False,
+                seed=0, decoder=None, device="cpu"):
+    """A Seq2Seq with an LSTM encoder and `decoder(vocab_size, num_embed, num_hiddens, num_layers)`."""
+    decoder = decoder or LSTMDecoder
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = LSTMEncoder(len(src_vocab), num_embed, num_hiddens, num_layers, pad=src_vocab.pad)
+        dec = decoder(len(tgt_vocab), num_embed, num_hiddens, num_layers)
+    return Seq2Seq(encoder, dec, src_vocab, tgt_vocab, reverse_source).to(device)
+
+
+def count_parameters(model):
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def make_batch(pairs, src_vocab, tgt_vocab, device="cpu"):
+    """(src (B, S), src_lengths (B,), y_in (B, T), y_out (B, T)): y_in = <bos> y, y_out = y <eos>."""
+    src, src_lengths = pad_batch([src_vocab.encode(s) for s, _ in pairs], src_vocab.pad)
+    tgt = [tgt_vocab.encode(t) for _, t in pairs]
+    y_in, _ = pad_batch([[tgt_vocab.bos] + t for t in tgt], tgt_vocab.pad)
+    y_out, _ = pad_batch([t + [tgt_vocab.eos] for t in tgt], tgt_vocab.pad)
+    return src.to(device), src_lengths.to(device), y_in.to(device), y_out.to(device)
+
+
+def batches(pairs, batch_size, seed=0, pool=8):
+    """Endless random batches (lists of pairs); each pool of `pool` batches is sorted by length."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        index = torch.randint(len(pairs), (batch_size * pool,), generator=g).tolist()
+        index.sort(key=lambda i: len(pairs[i][0]))
+        chunks = [index[k:k + batch_size] for k in range(0, len(index), batch_size)]
+        for k in torch.randperm(len(chunks), generator=g).tolist():
+            yield [pairs[i] for i in chunks[k]]
+
+
+def train(model, pairs, num_steps=1500, batch_size=64, lr=3e-3, seed=0, clip=1.0, desc="train"):
+    """Adam with teacher forcing on length-sorted random batches, a fixed number of steps; the history."""
+    if num_steps < 1 or batch_size < 1 or not pairs:
+        raise ValueError("train needs num_steps >= 1, batch_size >= 1 and some pairs")
+    device = next(model.parameters()).device
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history = {"loss": [], "tokens": [], "seconds": []}
+    model.train()
+    start = time.perf_counter()
+    for _, batch in zip(progress(range(num_steps), desc=desc), batches(pairs, batch_size, seed)):
+        src, src_lengths, y_in, y_out = make_batch(batch, model.src_vocab, model.tgt_vocab, device)
+        _, loss = model(src, src_lengths, y_in, y_out)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        history["loss"].append(loss.item())
+        history["tokens"].append(int(src_lengths.sum()) + int((y_out != model.tgt_vocab.pad).sum()))
+        history["seconds"].append(time.perf_counter() - start)
+    model.eval()
+    return history
+
+
+def _encode_sources(model, sentences):
+    ids = []
+    for s in sentences:
+        tokens = s.split() if isinstance(s, str) else list(s)
+        if not tokens:
+            raise ValueError("cannot translate an empty sentence")
+        if len(tokens) > model.max_src_len:
+            raise ValueError(f"sentence has {len(tokens)} tokens; the model takes at most {model.max_src_len}")
+        ids.append(model.src_vocab.encode(tokens))
+    return pad_batch(ids, model.src_vocab.pad)
+
+
+@torch.no_grad()
+def greedy_decode(model, sentences, max_len=None):
+    """The argmax translation (list of target tokens) of each source sentence."""
+    model.eval()
+    device = next(model.parameters()).device
+    src, src_lengths = (t.to(device) for t in _encode_sources(model, sentences))
+    max_len = max_len or 2 * src.shape[1] + 10
+    enc_outputs, enc_state, src_mask = model.encode(src, src_lengths)
+    state = model.decoder.init_state(enc_outputs, enc_state, src_mask)
+    vocab = model.tgt_vocab
+    y = torch.full((src.shape[0], 1), vocab.bos, dtype=torch.long, device=device)
+    done = torch.zeros(src.shape[0], dtype=torch.bool, device=device)
+    steps = []
+    for _ in range(max_len):
+        logits, state = model.decoder(y, state, enc_outputs, src_mask)  # (B, 1, V)
+        y = logits[:, -1].argmax(-1, keepdim=True)  # (B, 1)
+        steps.append(y)
+        done |= y[:, 0] == vocab.eos
+        if done.all():
+            break
+    return [vocab.decode(row) for row in torch.cat(steps, 1).cpu()]
+
+
+@torch.no_grad()
+def beam_search(model, sentence, beam_size=4, max_len=None):
+    """Candidates [(target tokens, log-probability), ...] for one sentence, best first."""
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+    model.eval()
+    device = next(model.parameters()).device
+    src, src_lengths = (t.to(device) for t in _encode_sources(model, [sentence]))
+    max_len = max_len or 2 * src.shape[1] + 10
+    enc_outputs, enc_state, src_mask = model.encode(src, src_lengths)
+    state = model.decoder.init_state(enc_outputs, enc_state, src_mask)
+    vocab = model.tgt_vocab
+    live, scores, finished = [[]], torch.zeros(1, device=device), []
+    for _ in range(max_len):
+        index = torch.zeros(len(live), dtype=torch.long, device=device)
+        y = torch.tensor([[h[-1] if h else vocab.bos] for h in live], device=device)  # (k, 1)
+        logits, state = model.decoder(y, state, enc_outputs[index], src_mask[index])  # (k, 1, V)
+        total = scores[:, None] + logits[:, -1].log_softmax(-1)  # (k, V)
+        top, flat = total.flatten().topk(min(2 * beam_size, total.numel()))
+        keep, new_live, new_scores = [], [], []
+        for rank, (score, f) in enumerate(zip(top.tolist(), flat.tolist())):
+            row, token = divmod(f, total.shape[1])
+            if token == vocab.eos:
+                if rank < beam_size:  # an <eos> counts only if it is among the beam's best
+                    finished.append((live[row], score))
+            elif len(new_live) < beam_size:
+                keep.append(row)
+                new_live.append(live[row] + [token])
+                new_scores.append(score)
+        if len(finished) >= beam_size or not new_live:
+            break
+        live, scores = new_live, torch.tensor(new_scores, device=device)
+        state = model.decoder.select_state(state, torch.tensor(keep, device=device))
+    else:
+        finished += list(zip(live, scores.tolist()))
+    finished.sort(key=lambda c: -c[1])
+    return [(vocab.decode(h), s) for h, s in finished[:beam_size]]
+
+
+def translate(model, sentence, beam_size=1):
+    """The model's translation (list of target tokens) of one source sentence."""
+    if beam_size == 1:
+        return greedy_decode(model, [sentence])[0]
+    return beam_search(model, sentence, beam_size)[0][0]
+
+
+@torch.no_grad()
+def token_correct(model, pairs, batch_size=256):
+    """Per pair: (teacher-forced next-token hits, target tokens incl. <eos>)."""
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(pairs), batch_size):
+        src, src_lengths, y_in, y_out = make_batch(pairs[i:i + batch_size], model.src_vocab,
+                                                   model.tgt_vocab, device)
+        logits, _ = model(src, src_lengths, y_in)
+        real = y_out != model.tgt_vocab.pad  # (B, T)
+        hits = ((logits.argmax(-1) == y_out) & real).sum(1)
+        out += list(zip(hits.tolist(), real.sum(1).tolist()))
+    return out
+
+
+def _scores(hyps, refs, counts):
+    bleu = sacrebleu.corpus_bleu([" ".join(h) for h in hyps], [[" ".join(r) for r in refs]], tokenize="none")
+    return {"exact_match": sum(h == r for h, r in zip(hyps, refs)) / len(refs), "bleu": bleu.score,
+            "token_accuracy": sum(c for c, _ in counts) / sum(n for _, n in counts), "n": len(refs)}
+
+
+def evaluate(model, pairs, buckets=DEFAULT_BUCKETS, batch_size=256, beam_size=1):
+    """Exact match, BLEU (sacrebleu, 0-100), token accuracy: overall and by source-length bucket."""
+    if not pairs:
+        raise ValueError("evaluate needs at least one pair")
+    model.eval()
+    if beam_size == 1:
+        hyps = [h for i in range(0, len(pairs), batch_size)
+                for h in greedy_decode(model, [s for s, _ in pairs[i:i + batch_size]])]
+    else:
+        hyps = [beam_search(model, s, beam_size)[0][0] for s, _ in pairs]
+    refs, counts = [list(t) for _, t in pairs], token_correct(model, pairs, batch_size)
+    metrics = _scores(hyps, refs, counts)
+    metrics["buckets"] = {}
+    for lo, hi in buckets:
+        rows = [i for i, (s, _) in enumerate(pairs) if lo <= len(s) <= hi]
+        if rows:
+            metrics["buckets"][f"{lo}-{hi}"] = _scores([hyps[i] for i in rows], [refs[i] for i in rows],
+                                                       [counts[i] for i in rows])
+    metrics["hypotheses"] = hyps
+    return metrics

@@ -1,0 +1,141 @@
+"""The LSTM encoder–decoder: masking, reversal, decoding, overfitting, evaluation, clear errors."""
+import pytest
+import torch
+
+from dltoolbox import seq2seq as s2s
+from dltoolbox import translation as tr
+
+SV, TV = tr.source_vocab(), tr.target_vocab()
+PAIRS = tr.sample_pairs(8, 3, 9, seed=11)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_model(reverse=False, seed=0, decoder=None):
+    return s2s.build_model(SV, TV, num_embed=16, num_hiddens=32, reverse_source=reverse, seed=seed,
+                           decoder=decoder)
+
+
+@pytest.fixture(scope="module")
+def overfit():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    model = s2s.build_model(SV, TV, num_embed=32, num_hiddens=64, seed=0)
+    history = s2s.train(model, PAIRS, num_steps=150, batch_size=8, lr=1e-2, seed=0)
+    torch.set_num_threads(threads)
+    return model, history
+
+
+def test_pad_mask_and_reverse_by_hand():
+    x, lengths = s2s.pad_batch([[5, 6, 7], [8]])
+    assert x.tolist() == [[5, 6, 7], [8, 0, 0]] and lengths.tolist() == [3, 1]
+    assert s2s.lengths_to_mask(lengths, 4).tolist() == [[True, True, True, False], [True, False, False, False]]
+    assert s2s.reverse_padded(x, lengths).tolist() == [[7, 6, 5], [8, 0, 0]]
+    y = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+    assert s2s.reverse_padded(y, torch.tensor([3, 2])).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
+
+
+def test_padding_never_changes_the_encoder_or_the_loss():
+    model = small_model()
+    src, src_lengths, y_in, y_out = s2s.make_batch(PAIRS, SV, TV)
+    out, (h, c) = model.encoder(src, src_lengths)
+    pad = lambda t, k: torch.cat([t, torch.zeros(t.shape[0], k, dtype=t.dtype)], 1)
+    out2, (h2, c2) = model.encoder(pad(src, 5), src_lengths)
+    torch.testing.assert_close(h2, h)
+    torch.testing.assert_close(c2, c)
+    torch.testing.assert_close(out2[:, :src.shape[1]], out)
+    assert out2[:, src.shape[1]:].abs().max() == 0
+    logits, loss = model(src, src_lengths, y_in, y_out)
+    logits2, loss2 = model(pad(src, 5), src_lengths, pad(y_in, 3), pad(y_out, 3))
+    torch.testing.assert_close(loss2, loss)
+    torch.testing.assert_close(logits2[:, :logits.shape[1]], logits)
+    # a sentence's loss does not depend on the other (longer) sentences in its batch
+    _, alone = model(*s2s.make_batch(PAIRS[:1], SV, TV))
+    logits_all, _ = model(src, src_lengths, y_in)
+    n = len(PAIRS[0][1]) + 1
+    first = torch.nn.functional.cross_entropy(logits_all[0, :n], y_out[0, :n])
+    torch.testing.assert_close(first, alone)
+
+
+def test_reverse_source_equals_feeding_reversed_sentences():
+    plain, reverse = small_model(seed=3), small_model(reverse=True, seed=3)
+    src, src_lengths, y_in, y_out = s2s.make_batch(PAIRS, SV, TV)
+    backwards = s2s.make_batch([(s[::-1], t) for s, t in PAIRS], SV, TV)
+    torch.testing.assert_close(reverse(src, src_lengths, y_in)[0], plain(*backwards[:3])[0])
+
+
+def test_overfit_one_batch_then_translate_it_exactly(overfit):
+    model, history = overfit
+    assert len(history["loss"]) == 150 and history["loss"][-1] < 0.05 < history["loss"][0]
+    assert all(t > 0 for t in history["tokens"])
+    metrics = s2s.evaluate(model, PAIRS, buckets=((3, 5), (6, 9)))
+    assert metrics["exact_match"] == 1.0 and metrics["token_accuracy"] == 1.0
+    assert metrics["bleu"] == pytest.approx(100.0)
+    assert sum(b["n"] for b in metrics["buckets"].values()) == len(PAIRS)
+    assert s2s.translate(model, PAIRS[0][0], beam_size=3) == PAIRS[0][1]
+
+
+def test_training_is_deterministic():
+    runs = [s2s.train(small_model(seed=1), PAIRS, num_steps=5, batch_size=4, seed=7)["loss"] for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_beam_of_one_is_greedy_and_scores_are_log_probabilities(overfit):
+    model, _ = overfit
+    fresh = small_model(seed=5)
+    for m in (model, fresh):
+        sentences = [s for s, _ in tr.sample_pairs(6, 3, 12, seed=2)]
+        greedy = s2s.greedy_decode(m, sentences, max_len=20)
+        assert [s2s.beam_search(m, s, 1, max_len=20)[0][0] for s in sentences] == greedy
+    candidates = s2s.beam_search(model, PAIRS[1][0], beam_size=4)
+    scores = [s for _, s in candidates]
+    assert len(candidates) == 4 and scores == sorted(scores, reverse=True)
+    tokens, score = candidates[1]
+    _, nll = model(*s2s.make_batch([(PAIRS[1][0], tokens)], SV, TV))
+    assert score == pytest.approx(-nll.item() * (len(tokens) + 1), abs=1e-4)
+
+
+class MeanContextDecoder(s2s.LSTMDecoder):
+    """A decoder that adds the masked mean of the encoder outputs to its input (uses the signature)."""
+
+    def forward(self, y_in, state, enc_outputs, src_mask):
+        mask = src_mask[:, :, None].float()
+        context = (enc_outputs * mask).sum(1) / mask.sum(1)  # (B, H)
+        out, state = self.lstm(self.embedding(y_in), state)
+        return self.output(out + context[:, None]), state
+
+
+def test_a_decoder_with_the_same_signature_drops_in():
+    model = small_model(decoder=MeanContextDecoder)
+    assert isinstance(model.decoder, MeanContextDecoder)
+    sentences = [s for s, _ in PAIRS[:3]]
+    assert len(s2s.greedy_decode(model, sentences, max_len=8)) == 3
+    assert len(s2s.beam_search(model, sentences[0], beam_size=2, max_len=8)) == 2
+    history = s2s.train(model, PAIRS, num_steps=3, batch_size=4)
+    assert len(history["loss"]) == 3
+
+
+def test_decoder_layers_are_named_for_weight_copying():
+    decoder = small_model().decoder
+    assert isinstance(decoder.embedding, torch.nn.Embedding)
+    assert isinstance(decoder.lstm, torch.nn.LSTM) and isinstance(decoder.output, torch.nn.Linear)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: s2s.translate(m, "the unicorn sleeps"), "unknown token"),
+    (lambda m: s2s.translate(m, ""), "empty sentence"),
+    (lambda m: s2s.translate(m, ["the", "dog", "sleeps"] * 30), "at most 60"),
+    (lambda m: s2s.beam_search(m, "the dog sleeps", beam_size=0), "beam_size"),
+    (lambda m: s2s.train(m, PAIRS, num_steps=0), "num_steps"),
+    (lambda m: s2s.evaluate(m, []), "at least one pair"),
+    (lambda m: s2s.pad_batch([[1], []]), "non-empty"),
+])
+def test_bad_input_is_a_clear_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(small_model())
