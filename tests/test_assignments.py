@@ -1,4 +1,4 @@
-"""Assignments: exercises follow the format, the release hides solutions, the autograder is fair and robust."""
+"""Assignments: exercises follow the format, the release hides solutions, the grader is fair and robust."""
 import csv
 import hashlib
 import html as html_lib
@@ -63,7 +63,8 @@ def assert_student_copy(instructor, student):
                 assert line not in released_lines or line in elsewhere, f"solution line released: {line}"
         if assignments.is_check(cell):
             assert meta["locked"] and cell.metadata["editable"] is False and "checksum" in meta
-            original = next(c for c in src.cells if assignments.nbgrader_meta(c).get("grade_id") == meta["grade_id"])
+            original = next(c for c in src.cells
+                            if assignments.nbgrader_meta(c).get("grade_id") == meta["grade_id"])
             hidden = re.search(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", original.source, re.S)
             released_lines = {line.strip() for line in cell.source.splitlines()}
             public = {line.strip() for line in grading.HIDDEN_BLOCK.sub("", original.source).splitlines()}
@@ -236,7 +237,8 @@ def test_hanging_submission_ends_within_its_timeout(tmp_path):
     path.parent.mkdir()
     nbformat.write(nb, path)
     start = time.perf_counter()
-    rows, _ = grading.grade_notebook(path, PRACTICE, grading.Limits(timeout=2, cell_timeout=2, notebook_timeout=6))
+    limits = grading.Limits(timeout=2, cell_timeout=2, notebook_timeout=6)
+    rows, _ = grading.grade_notebook(path, PRACTICE, limits)
     assert time.perf_counter() - start < 6 + 30  # the limit, plus starting and stopping a kernel
     assert all(r["points"] == 0 for r in rows)
     assert "ran longer than 6 s in all" in rows[-1]["feedback"]

@@ -80,7 +80,8 @@ def exercise_problems(nb, min_exercises=0):
         if "hide-input" not in cell.get("metadata", {}).get("tags", []):
             problems.append(f"{where}: a solution cell needs the tag 'hide-input' (the book hides it)")
         if not _markers_in_order(src, BEGIN_SOLUTION, END_SOLUTION):
-            problems.append(f"{where}: needs a '{BEGIN_SOLUTION}' line and, after it, a '{END_SOLUTION}' line")
+            problems.append(f"{where}: needs a '{BEGIN_SOLUTION}' line and, after it, "
+                            f"a '{END_SOLUTION}' line")
         if meta.get("grade") or meta.get("locked"):
             problems.append(f"{where}: a solution cell has grade: false and locked: false")
         if not heading:
@@ -92,8 +93,9 @@ def exercise_problems(nb, min_exercises=0):
             continue
         check_meta, check_src = nbgrader_meta(nxt), source_of(nxt)
         check_where = f"cell {i + 1} ({check_meta.get('grade_id')})"
-        if gid and gid.endswith("-solution") and check_meta.get("grade_id") != gid[:-len("solution")] + "check":
-            problems.append(f"{check_where}: the check of {gid} should be named {gid[:-len('solution')]}check")
+        expected = gid[:-len("solution")] + "check" if gid and gid.endswith("-solution") else None
+        if expected and check_meta.get("grade_id") != expected:
+            problems.append(f"{check_where}: the check of {gid} should be named {expected}")
         points = check_meta.get("points")
         if not isinstance(points, (int, float)) or isinstance(points, bool) or points <= 0:
             problems.append(f"{check_where}: a check cell needs points > 0")

@@ -122,8 +122,8 @@ class GradingClient(NotebookClient):
         self.on_cell_executed = self._record
 
     async def _async_handle_timeout(self, timeout, cell=None):
-        self.error_on_timeout = {"ename": "Timeout", "traceback": [], "evalue":
-                                 f"the cell ran longer than {timeout} s and was interrupted (an endless loop?)"}
+        message = f"the cell ran longer than {timeout} s and was interrupted (an endless loop?)"
+        self.error_on_timeout = {"ename": "Timeout", "evalue": message, "traceback": []}
         return await super()._async_handle_timeout(timeout, cell)
 
     def _record(self, cell, cell_index, execute_reply, **_):
@@ -286,8 +286,8 @@ def grade_folder(submissions, out="gradebook", sources=None, limits=None, force=
         except Exception as error:  # one notebook must never stop the class's grading
             log(f"{student}: {notebook}: the grader failed: {type(error).__name__}: {error}")
             if executed is None:
-                found = [dict(r, points=0.0, feedback=f"the grader failed on this notebook: {_short(error, 200)}")
-                         for r in found]
+                reason = f"the grader failed on this notebook: {_short(error, 200)}"
+                found = [dict(r, points=0.0, feedback=reason) for r in found]
         rows += [dict(row, student=student, notebook=notebook) for row in found]
         got, best = sum(r["points"] for r in found), sum(r["max_points"] for r in found)
         log(f"{student:<12} {notebook:<40} {got:g}/{best:g}  ({time.perf_counter() - start:.1f} s (wall))")
