@@ -231,8 +231,10 @@ def main(argv=None):
                 print(f"{'✗' if problems else '✓'} {path}" + "".join(f"\n    {p}" for p in problems))
             return 1 if bad else 0
         if args.command == "release":
-            for path in release(args.chapters, args.out, force=args.force):
+            written = release(args.chapters, args.out, force=args.force)
+            for path in written:
                 print(f"released {path}")
+            print(f"{len(written)} student notebooks in {args.out}" if written else "no notebooks to release")
             return 0
         from .grading import Limits, grade_folder
         limits = Limits(args.timeout, args.cell_timeout, args.notebook_timeout, args.max_output)
