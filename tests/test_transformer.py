@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dltoolbox import transformer
+from dltoolbox import seq2seq, transformer, translation
 
 
 @pytest.fixture(autouse=True)
@@ -16,9 +16,8 @@ def one_thread():
 
 
 def _model(**kwargs):
-    torch.manual_seed(0)
-    return transformer.Transformer(src_vocab_size=11, tgt_vocab_size=13, num_hiddens=16, num_heads=2,
-                                   num_layers=2, ffn_hiddens=32, max_len=64, **kwargs)
+    return transformer.build_transformer(translation.source_vocab(), translation.target_vocab(), num_hiddens=16,
+                                         num_heads=2, num_layers=2, ffn_hiddens=32, max_len=64, **kwargs)
 
 
 def test_multi_head_attention_matches_torch_reference():
@@ -50,36 +49,41 @@ def test_positional_encoding_values():
 
 def test_decoder_is_causal_and_padding_is_ignored():
     model = _model().eval()
-    src = torch.randint(1, 11, (2, 7))
+    V = len(model.tgt_vocab)
+    src = torch.randint(4, len(model.src_vocab), (2, 7))
     lengths = torch.tensor([7, 4])
-    tgt = torch.randint(1, 13, (2, 5))
-    logits = model(src, lengths, tgt)
-    assert logits.shape == (2, 5, 13)
+    tgt = torch.randint(4, V, (2, 5))
+    logits, _ = model(src, lengths, tgt)
+    assert logits.shape == (2, 5, V)
     tgt2 = tgt.clone()
-    tgt2[:, 3:] = (tgt2[:, 3:] + 1) % 13
-    torch.testing.assert_close(model(src, lengths, tgt2)[:, :3], logits[:, :3])
+    tgt2[:, 3:] = 4 + (tgt2[:, 3:] - 3) % (V - 4)
+    torch.testing.assert_close(model(src, lengths, tgt2)[0][:, :3], logits[:, :3])
     src2 = src.clone()
-    src2[1, 4:] = (src2[1, 4:] + 3) % 11  # only padding of sentence 1 changes
-    torch.testing.assert_close(model(src2, lengths, tgt), logits)
+    src2[1, 4:] = 4 + (src2[1, 4:] - 3) % (len(model.src_vocab) - 4)  # only padding of sentence 1 changes
+    torch.testing.assert_close(model(src2, lengths, tgt)[0], logits)
 
 
-def test_overfits_one_batch_and_greedy_decodes_it():
+def test_one_step_decoding_equals_teacher_forcing():
+    model = _model().eval()
+    src, lengths = torch.randint(4, 20, (2, 5)), torch.tensor([5, 3])
+    tgt = torch.randint(4, 20, (2, 4))
+    full, _ = model(src, lengths, tgt)
+    enc, enc_state, mask = model.encode(src, lengths)
+    state = model.decoder.init_state(enc, enc_state, mask)
+    steps = []
+    for t in range(4):
+        logits, state = model.decoder(tgt[:, t:t + 1], state, enc, mask)
+        steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, 1), full)
+    assert model.decoder.select_state(state, torch.tensor([1])).tolist() == tgt[1:].tolist()
+
+
+def test_overfits_a_few_pairs_and_greedy_decodes_them():
+    pairs = translation.sample_pairs(8, min_len=4, max_len=8, seed=3)
     model = _model()
-    g = torch.Generator().manual_seed(1)
-    src = torch.stack([torch.randperm(8, generator=g)[:6] + 3 for _ in range(4)])  # no repeated tokens
-    tgt = torch.cat([torch.ones(4, 1, dtype=torch.long), src.flip(1), torch.full((4, 1), 2)], dim=1)  # BOS=1 EOS=2
-    lengths = torch.full((4,), 6)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(80):
-        loss = F.cross_entropy(model(src, lengths, tgt[:, :-1]).flatten(0, 1), tgt[:, 1:].flatten())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.05 < losses[0]
-    out = model.greedy(src, lengths, bos_id=1, eos_id=2, max_len=10)
-    assert out[:, :7].tolist() == tgt[:, 1:].tolist()
+    history = seq2seq.train(model, pairs, num_steps=150, batch_size=8, lr=1e-2, seed=0)
+    assert sum(history["loss"][-10:]) / 10 < 0.05 < history["loss"][0]
+    assert seq2seq.greedy_decode(model, [s for s, _ in pairs]) == [t for _, t in pairs]
 
 
 def test_rejects_sequences_longer_than_max_len():

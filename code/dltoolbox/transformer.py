@@ -4,7 +4,7 @@ import math
 import torch
 from torch import nn
 
-from .attention import causal_mask, scaled_dot_product_attention
+from .attention import causal_mask, padding_mask, scaled_dot_product_attention
 
 
 class MultiHeadAttention(nn.Module):
@@ -79,60 +79,74 @@ class DecoderLayer(nn.Module):
         return y + self.ffn(self.norms[2](y))  # (B, T, C)
 
 
-class Transformer(nn.Module):
-    """Encoder-decoder transformer: forward(src, src_lengths, tgt_in) -> logits (B, T, V)."""
+class TransformerEncoder(nn.Module):
+    """Token embedding + sinusoidal positions + self-attention layers: the seq2seq encoder interface."""
 
-    def __init__(self, src_vocab_size, tgt_vocab_size, num_hiddens=64, num_heads=4, num_layers=2,
-                 ffn_hiddens=128, max_len=512):
+    def __init__(self, vocab_size, num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128, max_len=128):
         super().__init__()
         self.num_hiddens = num_hiddens
-        self.src_embedding = nn.Embedding(src_vocab_size, num_hiddens)
-        self.tgt_embedding = nn.Embedding(tgt_vocab_size, num_hiddens)
+        self.embedding = nn.Embedding(vocab_size, num_hiddens)
         self.register_buffer("pe", positional_encoding(max_len, num_hiddens), persistent=False)
-        self.encoder = nn.ModuleList(EncoderLayer(num_hiddens, num_heads, ffn_hiddens) for _ in range(num_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(num_hiddens, num_heads, ffn_hiddens) for _ in range(num_layers))
-        self.norm_enc, self.norm_dec = nn.LayerNorm(num_hiddens), nn.LayerNorm(num_hiddens)
-        self.head = nn.Linear(num_hiddens, tgt_vocab_size)
+        self.layers = nn.ModuleList(EncoderLayer(num_hiddens, num_heads, ffn_hiddens) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(num_hiddens)
 
-    def _embed(self, embedding, tokens):
-        if tokens.shape[1] > self.pe.shape[0]:
-            raise ValueError(f"sequence of length {tokens.shape[1]} is longer than max_len={self.pe.shape[0]}")
-        return embedding(tokens) * math.sqrt(self.num_hiddens) + self.pe[: tokens.shape[1]]  # (B, T, C)
-
-    def encode(self, src, src_mask):
-        """src (B, S) token ids, src_mask (B, S) bool -> memory (B, S, C)."""
-        x = self._embed(self.src_embedding, src)
-        key_mask = src_mask[:, None, None, :]  # (B, 1, 1, S)
-        for layer in self.encoder:
+    def forward(self, src, src_lengths):
+        """src (B, S), src_lengths (B,) -> (memory (B, S, C), None): there is no recurrent state."""
+        x = embed(self.embedding, self.pe, src)
+        key_mask = padding_mask(src_lengths.to(src.device), src.shape[1])[:, None, None, :]  # (B, 1, 1, S)
+        for layer in self.layers:
             x = layer(x, key_mask)
-        return self.norm_enc(x)
+        return self.norm(x), None
 
-    def decode(self, tgt_in, memory, src_mask):
-        """tgt_in (B, T) token ids (starting with BOS), memory (B, S, C) -> logits (B, T, V)."""
-        y = self._embed(self.tgt_embedding, tgt_in)
-        self_mask = causal_mask(tgt_in.shape[1], device=tgt_in.device)  # (T, T)
+
+class TransformerDecoder(nn.Module):
+    """Causal self-attention over the target prefix and attention over the source: the decoder interface.
+
+    The state is the prefix of target tokens read so far (B, t), so one-step decoding re-reads it.
+    """
+
+    def __init__(self, vocab_size, num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128, max_len=128):
+        super().__init__()
+        self.num_hiddens = num_hiddens
+        self.embedding = nn.Embedding(vocab_size, num_hiddens)
+        self.register_buffer("pe", positional_encoding(max_len, num_hiddens), persistent=False)
+        self.layers = nn.ModuleList(DecoderLayer(num_hiddens, num_heads, ffn_hiddens) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(num_hiddens)
+        self.output = nn.Linear(num_hiddens, vocab_size)
+
+    def init_state(self, enc_outputs, enc_state, src_mask):
+        """An empty target prefix (B, 0)."""
+        return torch.zeros(enc_outputs.shape[0], 0, dtype=torch.long, device=enc_outputs.device)
+
+    def select_state(self, state, index):
+        """Keep batch rows `index` of the prefix (B, t)."""
+        return state.index_select(0, index)
+
+    def forward(self, y_in, state, enc_outputs, src_mask):
+        """Logits (B, T, V) for the T new tokens y_in after the prefix `state`, and the longer prefix."""
+        tokens = torch.cat([state, y_in], dim=1)  # (B, t + T)
+        y = embed(self.embedding, self.pe, tokens)
+        self_mask = causal_mask(tokens.shape[1], device=tokens.device)  # (t + T, t + T)
         memory_mask = src_mask[:, None, None, :]  # (B, 1, 1, S)
-        for layer in self.decoder:
-            y = layer(y, memory, self_mask, memory_mask)
-        return self.head(self.norm_dec(y))
+        for layer in self.layers:
+            y = layer(y, enc_outputs, self_mask, memory_mask)
+        return self.output(self.norm(y[:, -y_in.shape[1]:])), tokens  # (B, T, V)
 
-    def forward(self, src, src_lengths, tgt_in):
-        """Teacher-forced logits (B, T, V) for the target prefix tgt_in."""
-        src_mask = torch.arange(src.shape[1], device=src.device)[None, :] < src_lengths.to(src.device)[:, None]
-        return self.decode(tgt_in, self.encode(src, src_mask), src_mask)
 
-    @torch.no_grad()
-    def greedy(self, src, src_lengths, bos_id, eos_id, max_len):
-        """Greedy decoding: (B, T) predicted token ids, without BOS, padded with eos_id after EOS."""
-        src_mask = torch.arange(src.shape[1], device=src.device)[None, :] < src_lengths.to(src.device)[:, None]
-        memory = self.encode(src, src_mask)
-        ys = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
-        done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
-        for _ in range(max_len):
-            next_token = self.decode(ys, memory, src_mask)[:, -1].argmax(-1)  # (B,)
-            next_token = next_token.masked_fill(done, eos_id)
-            ys = torch.cat([ys, next_token[:, None]], dim=1)
-            done |= next_token == eos_id
-            if bool(done.all()):
-                break
-        return ys[:, 1:]
+def embed(embedding, pe, tokens):
+    """Scaled token embeddings plus positions: (B, T) ids -> (B, T, C)."""
+    if tokens.shape[1] > pe.shape[0]:
+        raise ValueError(f"sequence of length {tokens.shape[1]} is longer than max_len={pe.shape[0]}")
+    return embedding(tokens) * math.sqrt(embedding.embedding_dim) + pe[: tokens.shape[1]]
+
+
+def build_transformer(src_vocab, tgt_vocab, num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128,
+                      max_len=128, seed=0, device="cpu"):
+    """A seq2seq.Seq2Seq whose encoder and decoder are transformers (train/evaluate it like the LSTMs)."""
+    from .seq2seq import Seq2Seq
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = TransformerEncoder(len(src_vocab), num_hiddens, num_heads, num_layers, ffn_hiddens, max_len)
+        decoder = TransformerDecoder(len(tgt_vocab), num_hiddens, num_heads, num_layers, ffn_hiddens, max_len)
+    return Seq2Seq(encoder, decoder, src_vocab, tgt_vocab).to(device)
