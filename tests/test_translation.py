@@ -8,9 +8,9 @@ from dltoolbox import translation as tr
     ("the dog sleeps", "vok ka dorma ta"),
     ("some dogs sleep", "vok ra su dorma tu"),
     ("a big red cat sees the old birds", "mil rus mar ne pira ra veli ka o vidu ta"),
-    ("the kings wait in a small house".replace("house", "cow"), "rodo ra ka ulo tin ne ni atend tu"),
-    ("the girl helps a boy with the cows today and a baker runs",
-     "nali ka hodi ulo ra ka kon kobu ne o hulpa ta e pesko ne kura ta"),
+    ("the kings sing near a small cow", "rodo ra ka ulo tin ne be kanta tu"),
+    ("the girl helps a boy with the cows today and a farmer runs",
+     "nali ka hodi ulo ra ka kon kobu ne o hulpa ta e garen ne kura ta"),
 ])
 def test_hand_checked_translations(src, tgt):
     assert " ".join(tr.translate(src)) == tgt

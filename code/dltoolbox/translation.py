@@ -11,10 +11,11 @@ API (stable; other chapters build on it):
 - ``source_vocab()``, ``target_vocab()``: fixed :class:`Vocab` objects (``<pad>``=0, ``<bos>``,
   ``<eos>``, ``<unk>``); ``Vocab.encode`` raises ValueError on unknown tokens.
 - ``translate(src_tokens)``: the reference translation of a source sentence (a list of tokens).
-- ``sample_pairs(n, min_len, max_len, seed, exclude=())``: ``n`` (src, tgt) pairs of token lists,
-  source lengths uniform in ``[min_len, max_len]``, none whose source is in ``exclude``.
-- ``make_splits(seed=0, n_train, n_valid, n_test, min_len, max_len)``: dict of ``train``,
-  ``valid``, ``test`` lists of pairs, sources unique and disjoint between splits.
+- ``sample_pairs(n, min_len, max_len, seed, exclude=(), skew=0.0)``: ``n`` (src, tgt) pairs of token
+  lists, source length L in ``[min_len, max_len]`` with P(L) ~ L**-skew (0: uniform), sources unique
+  and not in ``exclude``.
+- ``make_splits(seed=0, n_train, n_valid, n_test, min_len=3, max_len=30, skew=1.0)``: dict of
+  ``train``, ``valid``, ``test`` lists of pairs, sources unique and disjoint between splits.
 - ``longer_test_set(splits_or_pairs, n, min_len, max_len, seed)``: extra test pairs whose sources
   are longer than any training source (and never occur in it).
 - ``target_sentences(n, seed, exclude=())``: target-side monolingual text (for LM pretraining).
@@ -27,17 +28,14 @@ PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
 
 # source lemma -> target word
-NOUNS = {"dog": "vok", "cat": "mil", "bird": "pira", "horse": "tandu", "cow": "ulo", "farmer": "garen",
-         "teacher": "sesti", "king": "rodo", "queen": "remi", "girl": "nali", "boy": "kobu",
-         "friend": "amo", "doctor": "dekta", "student": "luvo", "singer": "kanti", "baker": "pesko"}
-ADJECTIVES = {"big": "mar", "small": "tin", "red": "rus", "old": "vel", "young": "jun", "happy": "fel",
-              "tired": "las", "clever": "sab", "green": "ver", "quiet": "sil"}
-TRANSITIVE = {"see": "vidu", "like": "ama", "follow": "seki", "help": "hulpa", "find": "trova",
-              "call": "voka", "visit": "vizi", "meet": "renko"}
-INTRANSITIVE = {"sleep": "dorma", "run": "kura", "sing": "kanta", "wait": "atend"}
-PREPOSITIONS = {"in": "ni", "near": "be", "with": "kon", "behind": "dau"}
-ADVERBS = {"today": "hodi", "quickly": "rapi", "often": "ofte", "again": "ree"}
-CONJUNCTIONS = {"and": "e", "but": "ma", "because": "kar"}
+NOUNS = {"dog": "vok", "cat": "mil", "bird": "pira", "cow": "ulo", "farmer": "garen", "teacher": "sesti",
+         "king": "rodo", "girl": "nali", "boy": "kobu", "friend": "amo"}
+ADJECTIVES = {"big": "mar", "small": "tin", "red": "rus", "old": "vel", "young": "jun", "happy": "fel"}
+TRANSITIVE = {"see": "vidu", "like": "ama", "follow": "seki", "help": "hulpa", "find": "trova", "meet": "renko"}
+INTRANSITIVE = {"sleep": "dorma", "run": "kura", "sing": "kanta"}
+PREPOSITIONS = {"near": "be", "with": "kon", "behind": "dau"}
+ADVERBS = {"today": "hodi", "quickly": "rapi", "again": "ree"}
+CONJUNCTIONS = {"and": "e", "but": "ma"}
 DETERMINERS = {"the": "ka", "a": "ne", "some": "su"}
 PLURAL, OBJECT, AGREE_SG, AGREE_PL = "ra", "o", "ta", "tu"
 
@@ -242,11 +240,13 @@ def sources(pairs):
     return {" ".join(src) for src, _ in pairs}
 
 
-def sample_pairs(n, min_len=3, max_len=30, seed=0, exclude=(), unique=True, max_tries=None):
-    """`n` (source, target) token-list pairs, source lengths uniform in [min_len, max_len]."""
+def sample_pairs(n, min_len=3, max_len=30, seed=0, exclude=(), unique=True, max_tries=None, skew=0.0):
+    """`n` (source, target) token-list pairs; source length L in [min_len, max_len] has P(L) ~ L**-skew."""
     _check_lengths(min_len, max_len)
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}")
+    lengths = list(range(min_len, max_len + 1))
+    weights = [L ** -skew for L in lengths]
     rng, seen, out = random.Random(seed), set(exclude), []
     tries, max_tries = 0, max_tries or 50 * n + 1000
     while len(out) < n:
@@ -254,7 +254,7 @@ def sample_pairs(n, min_len=3, max_len=30, seed=0, exclude=(), unique=True, max_
         if tries > max_tries:
             raise ValueError(f"could only find {len(out)} new sentences of {n} with lengths "
                              f"{min_len}-{max_len}; ask for fewer or allow duplicates")
-        src = _sentence(rng, rng.randint(min_len, max_len))
+        src = _sentence(rng, rng.choices(lengths, weights)[0])
         key = " ".join(src)
         if key in seen:
             continue
@@ -264,9 +264,9 @@ def sample_pairs(n, min_len=3, max_len=30, seed=0, exclude=(), unique=True, max_
     return out
 
 
-def make_splits(seed=0, n_train=20000, n_valid=500, n_test=1000, min_len=3, max_len=30):
-    """Train/valid/test lists of pairs; every source is unique and appears in one split only."""
-    pairs = sample_pairs(n_test + n_valid + n_train, min_len, max_len, seed=seed)
+def make_splits(seed=0, n_train=20000, n_valid=500, n_test=1000, min_len=3, max_len=30, skew=1.0):
+    """Train/valid/test lists of pairs (P(length L) ~ L**-skew); sources unique, each in one split only."""
+    pairs = sample_pairs(n_test + n_valid + n_train, min_len, max_len, seed=seed, skew=skew)
     return {"test": pairs[:n_test], "valid": pairs[n_test:n_test + n_valid],
             "train": pairs[n_test + n_valid:]}
 

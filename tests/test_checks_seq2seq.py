@@ -1,0 +1,94 @@
+"""The chapter 3 exercise checks: the reference solutions pass, typical mistakes fail with a hint."""
+import pytest
+import torch
+from torch import nn
+
+from dltoolbox import seq2seq as s2s
+from dltoolbox import translation as tr
+from dltoolbox.checks import ExerciseError
+from dltoolbox.checks import seq2seq as check
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def reverse_sources(x, lengths):
+    out = x.clone()
+    for b, n in enumerate(lengths.tolist()):
+        out[b, :n] = x[b, :n].flip(0)
+    return out
+
+
+def test_exercise_1_reference_passes_and_mistakes_fail(capsys):
+    assert check.exercise_1(reverse_sources) and check.exercise_1(reverse_sources, hidden=True)
+    assert "✓ Exercise 3.1 passed" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="padding moved to the front"):
+        check.exercise_1(lambda x, lengths: x.flip(1))
+    with pytest.raises(ExerciseError, match="not implemented yet"):
+        check.exercise_1(lambda x, lengths: (_ for _ in ()).throw(NotImplementedError()))
+    with pytest.raises(ExerciseError, match="expected"):  # ignores the lengths beyond row 0
+        check.exercise_1(lambda x, lengths: reverse_sources(x, lengths.new_full(lengths.shape, int(lengths[0]))),
+                         hidden=True)
+
+
+@pytest.fixture(scope="module")
+def model_and_pairs():
+    model = s2s.build_model(tr.source_vocab(), tr.target_vocab(), num_embed=16, num_hiddens=32, seed=0)
+    return model, tr.sample_pairs(20, 3, 6, seed=4)
+
+
+def exact_match_by_beam(model, pairs, beam_sizes):
+    return {k: s2s.evaluate(model, pairs, beam_size=k)["exact_match"] for k in beam_sizes}
+
+
+def test_exercise_2_reference_passes_and_mistakes_fail(model_and_pairs):
+    model, pairs = model_and_pairs
+    assert check.exercise_2(exact_match_by_beam, model, pairs)
+    assert check.exercise_2(exact_match_by_beam, model, pairs, hidden=True)
+    with pytest.raises(ExerciseError, match="keys"):
+        check.exercise_2(lambda m, p, ks: [0.0 for _ in ks], model, pairs)
+
+    def as_percent(m, p, ks):
+        return {k: 100 * v + 50 for k, v in exact_match_by_beam(m, p, ks).items()}
+
+    with pytest.raises(ExerciseError, match="fraction between 0 and 1"):
+        check.exercise_2(as_percent, model, pairs)
+
+
+class ContextDecoder(s2s.LSTMDecoder):
+    def __init__(self, vocab_size, num_embed=48, num_hiddens=96, num_layers=1, pad=0):
+        super().__init__(vocab_size, num_embed, num_hiddens, num_layers, pad)
+        self.lstm = nn.LSTM(num_embed + num_hiddens, num_hiddens, num_layers, batch_first=True)
+
+    def forward(self, y_in, state, enc_outputs, src_mask):
+        mask = src_mask[:, :, None].to(enc_outputs.dtype)
+        context = (enc_outputs * mask).sum(1) / mask.sum(1)  # (B, H)
+        x = torch.cat([self.embedding(y_in), context[:, None].expand(-1, y_in.shape[1], -1)], -1)
+        out, state = self.lstm(x, state)
+        return self.output(out), state
+
+
+class UnmaskedMean(ContextDecoder):
+    def forward(self, y_in, state, enc_outputs, src_mask):
+        return super().forward(y_in, state, enc_outputs, torch.ones_like(src_mask))
+
+
+class ForgetsState(ContextDecoder):
+    def forward(self, y_in, state, enc_outputs, src_mask):
+        logits, _ = super().forward(y_in, state, enc_outputs, src_mask)
+        return logits, state
+
+
+def test_exercise_3_reference_passes_and_mistakes_fail():
+    assert check.exercise_3(ContextDecoder) and check.exercise_3(ContextDecoder, hidden=True)
+    with pytest.raises(ExerciseError, match="padded positions"):
+        check.exercise_3(UnmaskedMean)
+    with pytest.raises(ExerciseError, match="does not depend on the encoder outputs"):
+        check.exercise_3(s2s.LSTMDecoder)
+    with pytest.raises(ExerciseError, match="one step at a time"):
+        check.exercise_3(ForgetsState)
