@@ -1,0 +1,94 @@
+"""Checks for the exercises of chapter 2 (n-gram language models)."""
+import numpy as np
+
+from . import call, expect, passed
+from .. import ngram
+
+
+def _reference_table(text, vocab, k):
+    model = ngram.NGramModel(2, "add_k", k=k).fit(text, vocab=vocab)
+    order = [model.index[c] for c in vocab]
+    return np.stack([model.distribution([c])[order] for c in vocab])
+
+
+def exercise_1(bigram_table, hidden=False):
+    """Exercise 2.1: an add-k bigram table, rows = previous character, columns = next character."""
+    cases = [("abracadabra", "abcdr", 1.0), ("abracadabra", "abcdrz", 0.1)]
+    if hidden:
+        cases = [("the cat sat on the mat", sorted(set("the cat sat on the mat")) + ["q"], 0.5),
+                 ("aaaa", "ab", 2.0)]
+    for text, vocab, k in cases:
+        table = np.asarray(call(bigram_table, text, list(vocab), k, exercise="2.1"), dtype=float)
+        V = len(vocab)
+        expect(table.shape == (V, V), f"for {len(vocab)} symbols the table should be {(V, V)}, got {table.shape}",
+               "one row per previous character, one column per next character")
+        expect((table > 0).all(), f"k={k}: some entries are 0 or negative",
+               "add k to every count, seen or not, before normalising")
+        rows, cols = table.sum(axis=1), table.sum(axis=0)
+        expect(np.allclose(rows, 1.0),
+               f"rows should sum to 1 (they sum to {np.round(rows, 3).tolist()})",
+               "columns sum to 1 instead? normalise each row: P(next | previous)"
+               if np.allclose(cols, 1.0) else "divide by the row's total count plus k times the vocabulary size")
+        expected = _reference_table(text, list(vocab), k)
+        worst = np.abs(table - expected).max()
+        expect(worst < 1e-9, f"text={text!r}, k={k}: entries differ from add-k by up to {worst:.4f}",
+               "count pairs (text[i], text[i + 1]) only; the last character has no next one")
+    return passed("2.1", "hidden cases too" if hidden else "rows are add-k bigram distributions")
+
+
+def _reference_copied(sample, train_text, n, distinct=False):
+    seen = {train_text[i:i + n] for i in range(len(train_text) - n + 1)}
+    grams = [sample[i:i + n] for i in range(len(sample) - n + 1)]
+    grams = sorted(set(grams)) if distinct else grams
+    return sum(g in seen for g in grams) / len(grams)
+
+
+def exercise_2(copied_fraction, hidden=False):
+    """Exercise 2.2: the fraction of a sample's character n-grams found in the training text."""
+    cases = [("abcabc", "xxabcx", 3), ("hello", "hello world", 5), ("zzzz", "abc", 2)]
+    if hidden:
+        cases = [("the cat sat on the mat", "a cat on a mat", 4), ("aaaab", "aa", 2),
+                 ("the the the", "the", 3), ("abcdefg", "abcdefg", 7)]
+    for sample, train_text, n in cases:
+        got = float(call(copied_fraction, sample, train_text, n, exercise="2.2"))
+        want = _reference_copied(sample, train_text, n)
+        hint = ("count every position of the sample, repeats included, not the distinct n-grams"
+                if abs(got - _reference_copied(sample, train_text, n, distinct=True)) < 1e-12 else
+                "slide a window of n characters over the sample (len(sample) - n + 1 windows) "
+                "and look each one up in the set of the training text's n-grams")
+        expect(abs(got - want) < 1e-12,
+               f"copied_fraction({sample!r}, {train_text!r}, {n}) = {got:.4f}, expected {want:.4f}", hint)
+    return passed("2.2", "hidden cases too" if hidden else "the copy rate is measured per position")
+
+
+def exercise_3(interpolated_log2_probs, hidden=False):
+    """Exercise 2.3: Jelinek-Mercer interpolation of fitted n-gram models."""
+    text = "abracadabra alakazam" if not hidden else "the cat sat on the mat and the rat sat too"
+    vocab = sorted(set(text) | {"q"})
+    models = [ngram.NGramModel(n, "none").fit(text, vocab=vocab) for n in (1, 2, 3)]
+    tests = [text[:8], "zabraq"[1:]] if not hidden else [text[5:20], "qqq", "the rat"]
+    weights_list = [[0.2, 0.3, 0.5]] if not hidden else [[0.6, 0.3, 0.1], [0.0, 0.0, 1.0]]
+    uniform = ngram.NGramModel(1, "add_k", k=1e9).fit(text, vocab=vocab)  # as good as uniform
+    for weights in weights_list:
+        for tokens in tests:
+            got = np.asarray(call(interpolated_log2_probs, models, weights, tokens, exercise="2.3"), dtype=float)
+            with np.errstate(divide="ignore"):
+                want = np.log2(sum(w * 2.0 ** m.log2_probs(tokens) for w, m in zip(weights, models)))
+            expect(got.shape == (len(tokens),), f"expected one log2 probability per token ({len(tokens)}), "
+                   f"got shape {got.shape}", "return an array with log2 P for each token")
+            close = np.isclose(got, want, rtol=0, atol=1e-9) | (np.isneginf(got) & np.isneginf(want))
+            expect(close.all(), f"weights {weights}, tokens {tokens!r}: got {np.round(got, 4).tolist()}, "
+                   f"expected {np.round(want, 4).tolist()}",
+                   "mix probabilities, not log probabilities: log2(sum_i w_i * 2 ** log2 p_i)")
+    mixed = call(interpolated_log2_probs, [models[2], uniform], [0.9, 0.1], "qzq" if not hidden else "qqq",
+                 exercise="2.3")
+    expect(np.isfinite(mixed).all(), "mixing with a (near) uniform model should give every token P > 0",
+           "the mixture is a sum of probabilities; any positive weight on a positive probability keeps it > 0")
+    for bad in ([0.5, 0.6, 0.2], [0.5, 0.5]):
+        try:
+            interpolated_log2_probs(models, bad, text[:4])
+        except ValueError:
+            continue
+        expect(False, f"weights {bad} were accepted", "raise ValueError unless there is one weight per model, "
+               "each >= 0, summing to 1")
+    return passed("2.3", "hidden cases too" if hidden else "a proper mixture of the models")
