@@ -135,6 +135,49 @@ def alignment(model, src_tokens, tgt_tokens):
     return weights.flip(-1) if getattr(model, "reverse_source", False) else weights
 
 
+def plot_alignment(weights, src_tokens, tgt_tokens, ax=None, title=None):
+    """A heatmap of attention weights (T, S): target words down, source words across."""
+    import matplotlib.pyplot as plt
+
+    weights = torch.as_tensor(weights)
+    if weights.shape != (len(tgt_tokens), len(src_tokens)):
+        raise ValueError(f"weights have shape {tuple(weights.shape)}, expected (len(tgt), len(src)) = "
+                         f"({len(tgt_tokens)}, {len(src_tokens)})")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.32 * len(src_tokens) + 1.5, 0.28 * len(tgt_tokens) + 1.2))
+    ax.imshow(weights.numpy(), cmap="Greys", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(src_tokens)), src_tokens, rotation=90)
+    ax.set_yticks(range(len(tgt_tokens)), tgt_tokens)
+    ax.grid(False)
+    ax.xaxis.tick_top()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def plot_by_length(curves, metric="bleu", ax=None, trained_up_to=None):
+    """Bahdanau's Figure 2 in miniature: `metric` by source-length bucket, mean and range over seeds.
+
+    `curves` maps a model name to a list (one per seed) of ``seq2seq.evaluate`` results.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    for name, runs in curves.items():
+        labels = list(runs[0]["buckets"])
+        values = torch.tensor([[run["buckets"][b][metric] for b in labels] for run in runs])  # (seeds, buckets)
+        x = [sum(map(int, b.split("-"))) / 2 for b in labels]
+        ax.plot(x, values.mean(0).numpy(), marker="o", label=name)
+        ax.fill_between(x, values.min(0).values.numpy(), values.max(0).values.numpy(), alpha=0.2)
+    if trained_up_to is not None:
+        ax.axvspan(trained_up_to + 0.5, ax.get_xlim()[1], color="orange", alpha=0.1, label="longer than training")
+    ax.set_xlabel("source sentence length (bucket centre)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend()
+    return ax
+
+
 def attention_cost(lengths, num_hiddens=64, batch_size=1, repeats=3, seed=0):
     """Time one self-attention pass (best of `repeats`) and the exact bytes of its T x T weight matrix."""
     if not lengths or min(lengths) < 1:
