@@ -17,23 +17,25 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def reverse_sources(x, lengths):
-    out = x.clone()
-    for b, n in enumerate(lengths.tolist()):
-        out[b, :n] = x[b, :n].flip(0)
-    return out
+def masked_cross_entropy(logits, targets, pad):
+    log_probs = logits.log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)  # (B, T)
+    mask = targets != pad
+    return -(log_probs * mask).sum() / mask.sum()
 
 
 def test_exercise_1_reference_passes_and_mistakes_fail(capsys):
-    assert check.exercise_1(reverse_sources) and check.exercise_1(reverse_sources, hidden=True)
+    assert check.exercise_1(masked_cross_entropy) and check.exercise_1(masked_cross_entropy, hidden=True)
     assert "✓ Exercise 3.1 passed" in capsys.readouterr().out
-    with pytest.raises(ExerciseError, match="padding moved to the front"):
-        check.exercise_1(lambda x, lengths: x.flip(1))
+    with pytest.raises(ExerciseError, match="padding positions were counted"):
+        check.exercise_1(lambda logits, targets, pad: torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), targets.flatten()))
+    with pytest.raises(ExerciseError, match="not by B \\* T"):
+        check.exercise_1(lambda logits, targets, pad: masked_cross_entropy(logits, targets, pad)
+                         * (targets != pad).sum() / targets.numel())
     with pytest.raises(ExerciseError, match="not implemented yet"):
-        check.exercise_1(lambda x, lengths: (_ for _ in ()).throw(NotImplementedError()))
-    with pytest.raises(ExerciseError, match="expected"):  # ignores the lengths beyond row 0
-        check.exercise_1(lambda x, lengths: reverse_sources(x, lengths.new_full(lengths.shape, int(lengths[0]))),
-                         hidden=True)
+        check.exercise_1(lambda *args: (_ for _ in ()).throw(NotImplementedError()))
+    with pytest.raises(ExerciseError, match="scalar"):
+        check.exercise_1(lambda logits, targets, pad: logits.sum(-1))
 
 
 @pytest.fixture(scope="module")

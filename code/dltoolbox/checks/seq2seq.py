@@ -1,32 +1,38 @@
 """Checks for the exercises of chapter 3 (sequence to sequence learning)."""
 import torch
+import torch.nn.functional as F
 
 from . import ExerciseError, call, expect, passed
 from .. import seq2seq as s2s
 from .. import translation as tr
 
 
-def exercise_1(reverse_sources, hidden=False):
-    """Exercise 3.1: reverse each padded source row within its length, padding left at the end."""
-    cases = [(torch.tensor([[5, 6, 7], [8, 9, 0]]), torch.tensor([3, 2]))]
+def exercise_1(masked_cross_entropy, hidden=False):
+    """Exercise 3.1: the mean cross-entropy over real (non-padding) target tokens."""
+    g = torch.Generator().manual_seed(1 if hidden else 0)
+    cases = [(torch.tensor([[4, 5, 2], [6, 2, 0]]), 7, 0)]
     if hidden:
-        g = torch.Generator().manual_seed(0)
-        lengths = torch.tensor([1, 6, 3, 6, 2])
-        x = torch.randint(4, 50, (5, 6), generator=g) * s2s.lengths_to_mask(lengths, 6)
-        cases += [(x, lengths), (torch.tensor([[4]]), torch.tensor([1]))]
-    for x, lengths in cases:
-        got = call(reverse_sources, x.clone(), lengths.clone(), exercise="3.1")
-        expect(isinstance(got, torch.Tensor) and got.shape == x.shape,
-               f"expected a tensor of shape {tuple(x.shape)}, got {getattr(got, 'shape', type(got).__name__)}",
-               "return a new (B, T) tensor, same shape as the input")
-        want = s2s.reverse_padded(x, lengths)
-        if not torch.equal(got, want):
-            hint = ("the padding moved to the front: reverse only the first lengths[b] entries of each row"
-                    if torch.equal(got, x.flip(1)) else
-                    "for row b, position t < lengths[b] takes x[b, lengths[b] - 1 - t]; positions after stay")
-            expect(False, f"reverse_sources({x.tolist()}, {lengths.tolist()}) = {got.tolist()}, "
-                   f"expected {want.tolist()}", hint)
-    return passed("3.1", "hidden cases too" if hidden else "each source reversed, padding kept at the end")
+        cases += [(torch.tensor([[3, 2, 0, 0, 0], [5, 6, 7, 8, 2], [2, 0, 0, 0, 0]]), 9, 0),
+                  (torch.tensor([[1, 1, 4], [4, 4, 4]]), 5, 4)]
+    for targets, V, pad in cases:
+        logits = torch.randn(*targets.shape, V, generator=g)
+        got = call(masked_cross_entropy, logits.clone(), targets.clone(), pad, exercise="3.1")
+        expect(isinstance(got, torch.Tensor) and got.dim() == 0,
+               f"expected a scalar tensor, got {getattr(got, 'shape', type(got).__name__)}",
+               "average over the real tokens to a single number")
+        want = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=pad)
+        if not torch.allclose(got, want, atol=1e-5):
+            everything = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+            masked_sum = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=pad,
+                                         reduction="sum") / targets.numel()
+            hint = ("padding positions were counted: drop them with the mask targets != pad"
+                    if torch.allclose(got, everything, atol=1e-5) else
+                    "divide by the number of real tokens, not by B * T"
+                    if torch.allclose(got, masked_sum, atol=1e-5) else
+                    "per token: -log_softmax(logits)[target]; keep the real tokens; take their mean")
+            expect(False, f"targets {targets.tolist()} (pad={pad}): loss {float(got):.4f}, expected {float(want):.4f}",
+                   hint)
+    return passed("3.1", "hidden cases too" if hidden else "padding never counts in the loss")
 
 
 def exercise_2(exact_match_by_beam, model, pairs, hidden=False):
