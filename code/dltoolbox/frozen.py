@@ -1,0 +1,263 @@
+"""Frozen in miniature: a tiny language model pretrained on generated text, then kept frozen while a vision
+encoder learns to write a prefix of input embeddings that makes it caption 8×8 digits.
+
+The text has three kinds of sentence: arithmetic ("two plus three is five ."), descriptions
+("it shows a seven ."), and naming lists ("cat dax . seven wug . cat dax .") where made-up names are
+bound to words and then repeated: the in-context skill that the few-shot test borrows for images.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .progress import progress
+
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+NOUNS = ["cat", "dog", "sun", "tree", "car", "box", "cup", "hat", "pen", "key"]
+NAMES = ["dax", "wug", "blicket", "fep", "toma", "zup", "kiki", "bouba"]
+VOCAB = ["<pad>", ".", "plus", "is", "it", "shows", "a"] + DIGITS + NOUNS + NAMES
+STOI = {w: i for i, w in enumerate(VOCAB)}
+
+
+def encode(text):
+    """Words → token ids (a LongTensor); unknown words are an error."""
+    words = text.split()
+    unknown = [w for w in words if w not in STOI]
+    if unknown:
+        raise ValueError(f"words not in the vocabulary: {unknown}")
+    return torch.tensor([STOI[w] for w in words], dtype=torch.int64)
+
+
+def decode(ids):
+    """Token ids → words joined by spaces."""
+    return " ".join(VOCAB[int(i)] for i in ids)
+
+
+def _sentence(rng):
+    """One random sentence or naming list, as a list of words."""
+    kind = rng.rand()
+    if kind < 0.3:
+        a, b = rng.randint(0, 10, size=2)
+        while a + b > 9:
+            a, b = rng.randint(0, 10, size=2)
+        return [DIGITS[a], "plus", DIGITS[b], "is", DIGITS[a + b], "."]
+    if kind < 0.45:
+        return ["it", "shows", "a", DIGITS[rng.randint(10)], "."]
+    n = rng.randint(2, 4)
+    keys = rng.choice(DIGITS + NOUNS, size=n, replace=False)
+    names = rng.choice(NAMES, size=n, replace=False)
+    words = [w for k, v in zip(keys, names) for w in (k, v, ".")]
+    for i in rng.randint(0, n, size=rng.randint(1, 4)):
+        words += [keys[i], names[i], "."]
+    return words
+
+
+def make_corpus(num_tokens, seed=0):
+    """A stream of `num_tokens` token ids of generated text (a LongTensor)."""
+    rng = np.random.RandomState(seed)
+    words = []
+    while len(words) < num_tokens:
+        words += _sentence(rng)
+    return encode(" ".join(words[:num_tokens]))
+
+
+@dataclass
+class LMConfig:
+    vocab_size: int = len(VOCAB)
+    block_size: int = 32   # longest context, prefix included
+    n_embd: int = 64
+    n_head: int = 4
+    n_layer: int = 2
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: causal self-attention then an MLP, each with a residual."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.n_embd), nn.LayerNorm(cfg.n_embd)
+        self.attn = nn.MultiheadAttention(cfg.n_embd, cfg.n_head, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd))
+
+    def forward(self, x):
+        T = x.shape[1]
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1)
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        return x + self.mlp(self.ln2(x))
+
+
+class TinyGPT(nn.Module):
+    """A small causal transformer LM that can also read a prefix of input embeddings before its tokens."""
+
+    def __init__(self, cfg=None):
+        super().__init__()
+        self.cfg = cfg or LMConfig()
+        self.tok_emb = nn.Embedding(self.cfg.vocab_size, self.cfg.n_embd)
+        self.pos_emb = nn.Embedding(self.cfg.block_size, self.cfg.n_embd)
+        self.blocks = nn.ModuleList(Block(self.cfg) for _ in range(self.cfg.n_layer))
+        self.ln_f = nn.LayerNorm(self.cfg.n_embd)
+        self.head = nn.Linear(self.cfg.n_embd, self.cfg.vocab_size)
+
+    def forward(self, idx, targets=None, prefix=None):
+        """idx (B, T) tokens, prefix (B, P, C) embeddings or None → logits (B, P+T, V), loss on `targets` (B, P+T)."""
+        x = self.tok_emb(idx)                                              # (B, T, C)
+        if prefix is not None:
+            x = torch.cat([prefix, x], dim=1)                              # (B, P+T, C)
+        return self.forward_embeddings(x, targets)
+
+    def forward_embeddings(self, x, targets=None):
+        """The LM on input embeddings x (B, T, C) → logits (B, T, V), loss on `targets` (B, T) or None."""
+        if x.shape[1] > self.cfg.block_size:
+            raise ValueError(f"sequence of {x.shape[1]} positions is longer than block_size {self.cfg.block_size}")
+        x = x + self.pos_emb(torch.arange(x.shape[1], device=x.device))
+        for block in self.blocks:
+            x = block(x)
+        logits = self.head(self.ln_f(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        return logits, loss
+
+
+def lm_batches(stream, block_size, batch_size, generator):
+    """A random batch of windows (B, T) and their next tokens (B, T) from a token stream."""
+    starts = torch.randint(len(stream) - block_size - 1, (batch_size,), generator=generator)
+    X = torch.stack([stream[s:s + block_size] for s in starts])
+    Y = torch.stack([stream[s + 1:s + block_size + 1] for s in starts])
+    return X, Y
+
+
+def train_lm(model, stream, num_steps=1000, batch_size=32, lr=3e-3, generator=None, desc="LM pretraining"):
+    """Next-token training on random windows of `stream`; returns {'loss': [...]}."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * (1 - s / num_steps) + 0.05)
+    history = {"loss": []}
+    for _ in progress(range(num_steps), desc=desc):
+        X, Y = lm_batches(stream, model.cfg.block_size, batch_size, generator)
+        _, loss = model(X, Y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        history["loss"].append(loss.item())
+    return history
+
+
+@torch.no_grad()
+def perplexity(model, stream, block_size=None):
+    """exp(mean next-token loss) over consecutive windows of a held-out token stream."""
+    T = block_size or model.cfg.block_size
+    n = (len(stream) - 1) // T
+    X = stream[:n * T].view(n, T)
+    Y = stream[1:n * T + 1].view(n, T)
+    _, loss = model(X, Y)
+    return float(torch.exp(loss))
+
+
+class VisionPrefix(nn.Module):
+    """An MLP from a (B, 1, 8, 8) image to `num_tokens` input embeddings (B, P, C) for the language model."""
+
+    def __init__(self, n_embd=64, num_tokens=1, hidden=128, in_dim=64):
+        super().__init__()
+        self.num_tokens, self.n_embd = num_tokens, n_embd
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, num_tokens * n_embd))
+
+    def forward(self, images):
+        return self.net(images).view(-1, self.num_tokens, self.n_embd)    # (B, P, C)
+
+
+def caption_tokens(labels):
+    """Captions 'shows a <digit> .' as (B, 4) tokens for digit labels (B,)."""
+    return torch.stack([encode(f"shows a {DIGITS[int(c)]} .") for c in labels])
+
+
+def caption_loss(lm, vision, images, labels):
+    """Cross-entropy of the caption given the visual prefix (only the caption's tokens are scored)."""
+    caps = caption_tokens(labels)                                          # (B, 4)
+    prefix = vision(images)                                                # (B, P, C)
+    P = prefix.shape[1]
+    targets = torch.full((len(caps), P + caps.shape[1]), -100, dtype=torch.int64)
+    targets[:, P - 1:-1] = caps
+    _, loss = lm(caps, targets, prefix=prefix)
+    return loss
+
+
+def train_captioner(lm, vision, images, labels, num_steps=400, batch_size=64, lr=3e-3, lm_lr=None,
+                    generator=None, desc="captioning"):
+    """Train `vision` (and the LM too when lm_lr is given; else the LM is frozen) to caption; returns history."""
+    groups = [{"params": vision.parameters(), "lr": lr}]
+    if lm_lr is not None:
+        groups.append({"params": lm.parameters(), "lr": lm_lr})
+    else:
+        for p in lm.parameters():
+            p.requires_grad_(False)
+    opt = torch.optim.Adam(groups)
+    history = {"loss": []}
+    for _ in progress(range(num_steps), desc=desc):
+        idx = torch.randint(len(images), (batch_size,), generator=generator)
+        loss = caption_loss(lm, vision, images[idx], labels[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history["loss"].append(loss.item())
+    return history
+
+
+@torch.no_grad()
+def generate_captions(lm, vision, images, max_new_tokens=4):
+    """Greedy captions (B, max_new_tokens) for images, from the visual prefix alone."""
+    prefix = vision(images)
+    out = torch.empty(len(images), 0, dtype=torch.int64)
+    for _ in range(max_new_tokens):
+        logits, _ = lm(out, prefix=prefix)
+        out = torch.cat([out, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return out
+
+
+@torch.no_grad()
+def caption_accuracy(lm, vision, images, labels):
+    """Fraction of images whose greedy caption is exactly 'shows a <right digit> .'."""
+    return (generate_captions(lm, vision, images) == caption_tokens(labels)).all(1).float().mean().item()
+
+
+def _fewshot_prompts(lm, vision, images, labels, n_way, num_episodes, generator, use_words):
+    """Embedded prompts '[key] name . ... [query key]' (E, L, C), the right name ids (E,), the names (E, N)."""
+    by_class = [torch.nonzero(labels == c).flatten() for c in range(10)]
+    prompts, answers, names = [], [], []
+    dot = lm.tok_emb(encode("."))                                           # (1, C)
+    for _ in range(num_episodes):
+        classes = torch.randperm(10, generator=generator)[:n_way]
+        name_ids = encode(" ".join(NAMES))[torch.randperm(len(NAMES), generator=generator)[:n_way]]
+        parts = []
+        picks = [by_class[c][torch.randperm(len(by_class[c]), generator=generator)[:2]] for c in classes]
+        target = int(torch.randint(n_way, (1,), generator=generator))
+        keys = [p[0] for p in picks] + [picks[target][1]]
+        if use_words:
+            key_emb = lm.tok_emb(encode(" ".join(DIGITS[int(labels[k])] for k in keys))).unsqueeze(1)
+        else:
+            key_emb = vision(images[torch.stack(keys)])                     # (N+1, P, C)
+        for i in range(n_way):
+            parts += [key_emb[i], lm.tok_emb(name_ids[i:i + 1]), dot]
+        parts.append(key_emb[n_way])
+        prompts.append(torch.cat(parts))
+        answers.append(name_ids[target])
+        names.append(name_ids)
+    return torch.stack(prompts), torch.stack(answers), torch.stack(names)
+
+
+@torch.no_grad()
+def fewshot_naming(lm, vision, images, labels, n_way=2, num_episodes=500, generator=None, use_words=False):
+    """Name a query by in-context binding ('[img] dax . [img] wug . [img] →'): open-ended and forced-choice
+    accuracy over episodes; use_words=True puts the digit words in place of the images (a text control)."""
+    if not 2 <= n_way <= min(len(NAMES), 10):
+        raise ValueError(f"n_way must be between 2 and {min(len(NAMES), 10)}, got {n_way}")
+    prompts, answers, names = _fewshot_prompts(lm, vision, images, labels, n_way, num_episodes, generator, use_words)
+    logits, _ = lm.forward_embeddings(prompts)
+    last = logits[:, -1]                                                   # (E, V)
+    open_ended = (last.argmax(-1) == answers).float().mean().item()
+    forced = names.gather(1, last.gather(1, names).argmax(-1, keepdim=True)).squeeze(1)
+    return {"open_ended": open_ended, "forced_choice": (forced == answers).float().mean().item(),
+            "chance": 1.0 / n_way}
