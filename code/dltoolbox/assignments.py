@@ -56,7 +56,7 @@ def exercise_problems(nb, min_exercises=0):
     cells = nb["cells"]
     for i, cell in enumerate(cells):
         meta, src, where = nbgrader_meta(cell), source_of(cell), f"cell {i}"
-        if cell["cell_type"] == "markdown" and src.lstrip().startswith("### Exercise"):
+        if cell["cell_type"] == "markdown" and re.search(r"^### Exercise", src, re.M):
             heading = True
         gid = meta.get("grade_id")
         if meta:
