@@ -19,6 +19,7 @@ def test_counts_match_a_hand_computed_example():
     assert counts[("a", "b")] == 2 and counts[("r", "a")] == 2 and counts[("a", "c")] == 1
     assert sum(counts.values()) == len(TEXT) - 1
     model = ngram.NGramModel(3, "none").fit(TEXT)
+    assert model.num_ngrams() == 5 + 7 + 7 and model.variant(1).num_ngrams() == 5
     assert model.count(("a",)) == 5 and model.count(("a", "b", "r")) == 2 and model.count(("z",)) == 0
     # "a" is followed by b, c, d, b: P(b | a) = 2/4; the final "a" has no next token
     assert model.variant(2).prob("a", "b") == pytest.approx(0.5)

@@ -163,6 +163,11 @@ class NGramModel:
             return 0
         return self._raw[len(gram)].get(self._encode(gram), 0)
 
+    def num_ngrams(self):
+        """How many distinct n-grams (all orders up to the model's) it stores: its size."""
+        self._check_fitted()
+        return sum(len(c) for c in self._raw[1:self.order + 1])
+
     def _total(self, h, m):
         """How often context h (m - 1 symbols) is followed by some token in the training stream."""
         return self._raw[m - 1].get(h, 0) - (m > 1 and self._tail.endswith(h))

@@ -1,0 +1,112 @@
+"""A neural language model in the style of Bengio et al. (2003): an MLP over the previous k tokens."""
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .progress import progress
+
+
+@dataclass
+class MLPConfig:
+    vocab_size: int = 64  # number of token ids; one more id is used to pad before the start
+    context: int = 8  # k: how many previous tokens the model sees
+    num_embed: int = 16  # size of each token's learned vector
+    num_hiddens: int = 256  # width of the tanh hidden layer
+
+
+class MLPLanguageModel(nn.Module):
+    """Embed the previous k tokens, concatenate, one tanh layer, logits for the next token."""
+
+    def __init__(self, config):
+        super().__init__()
+        if config.vocab_size < 1 or config.context < 1 or config.num_embed < 1 or config.num_hiddens < 1:
+            raise ValueError(f"every MLPConfig field must be >= 1, got {config}")
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size + 1, config.num_embed)  # id vocab_size = padding
+        self.hidden = nn.Linear(config.context * config.num_embed, config.num_hiddens)
+        self.out = nn.Linear(config.num_hiddens, config.vocab_size)
+
+    def contexts(self, idx):
+        """For each position t, the ids of tokens t-k+1..t (padded before the start), shape (B, T, k)."""
+        k = self.config.context
+        pad = torch.full((idx.shape[0], k - 1), self.config.vocab_size, dtype=idx.dtype, device=idx.device)
+        return torch.cat([pad, idx], dim=1).unfold(1, k, 1)  # (B, T, k)
+
+    def forward(self, idx, targets=None):
+        """Logits for the token after each position, shape (B, T, V); loss (nats) if targets given (-1 ignored)."""
+        if idx.dim() != 2:
+            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
+            raise ValueError(f"token ids must be in 0..{self.config.vocab_size - 1}")
+        B, T = idx.shape
+        x = self.embed(self.contexts(idx)).view(B, T, -1)  # (B, T, k * E)
+        logits = self.out(torch.tanh(self.hidden(x)))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, generator=None):
+        """Append `max_new_tokens` sampled ids to idx (B, T), drawn from softmax(logits / temperature)."""
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        for _ in range(max_new_tokens):
+            logits, _ = self(idx[:, -self.config.context:])
+            probs = F.softmax(logits[:, -1, :] / temperature, dim=-1)  # (B, V)
+            nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(idx.device)
+            idx = torch.cat([idx, nxt], dim=1)
+        return idx
+
+
+def batches(ids, batch_size, num_steps, context, generator):
+    """Random windows of the id stream: inputs (B, k - 1 + T) and targets, the first k - 1 ignored."""
+    if len(ids) < context + num_steps + 1:
+        raise ValueError(f"the stream has {len(ids)} ids, fewer than a window of {context + num_steps + 1}")
+    width = context - 1 + num_steps
+    starts = torch.randint(0, len(ids) - width, (batch_size,), generator=generator)
+    X = torch.stack([ids[s:s + width] for s in starts.tolist()])  # (B, k - 1 + T)
+    y = torch.stack([ids[s + 1:s + width + 1] for s in starts.tolist()])
+    y[:, :context - 1] = -1  # those positions lack a full context
+    return X, y
+
+
+@torch.no_grad()
+def bits_per_token(model, ids, device="cpu"):
+    """Average bits per token of ids[1:], each predicted from the (up to) k tokens before it."""
+    if len(ids) < 2:
+        raise ValueError("need at least two ids to measure bits per token")
+    model.eval()
+    _, loss = model(ids[None, :-1].to(device), ids[None, 1:].to(device))
+    return loss.item() / math.log(2)
+
+
+def train_lm(model, train_ids, valid_ids, steps=2000, batch_size=32, num_steps=64, lr=3e-3,
+             eval_every=250, generator=None, device="cpu"):
+    """Train with AdamW (cosine-decayed lr); return a history of train loss and held-out bits per token."""
+    if steps < 1 or eval_every < 1:
+        raise ValueError(f"steps and eval_every must be >= 1, got {steps}, {eval_every}")
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    history = {"step": [], "train_bits": [], "valid_bits": []}
+    running = []
+    for step in progress(range(1, steps + 1), desc="training the MLP"):
+        model.train()
+        X, y = batches(train_ids, batch_size, num_steps, model.config.context, generator)
+        _, loss = model(X.to(device), y.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        running.append(loss.item())
+        if step % eval_every == 0 or step == steps:
+            history["step"].append(step)
+            history["train_bits"].append(sum(running) / len(running) / math.log(2))
+            history["valid_bits"].append(bits_per_token(model, valid_ids, device))
+            running = []
+    return history

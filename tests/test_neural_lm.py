@@ -1,0 +1,80 @@
+import math
+
+import pytest
+import torch
+
+from dltoolbox import neural_lm
+
+
+def small(vocab_size=7, context=3):
+    torch.manual_seed(0)
+    return neural_lm.MLPLanguageModel(neural_lm.MLPConfig(vocab_size, context, num_embed=4, num_hiddens=16))
+
+
+def test_forward_shapes_and_loss_starts_near_uniform():
+    model = small()
+    idx = torch.randint(0, 7, (2, 5), generator=torch.Generator().manual_seed(0))
+    logits, loss = model(idx)
+    assert logits.shape == (2, 5, 7) and loss is None  # (B, T, V)
+    _, loss = model(idx, torch.randint(0, 7, (2, 5), generator=torch.Generator().manual_seed(1)))
+    assert abs(loss.item() - math.log(7)) < 0.5
+
+
+def test_each_position_sees_only_its_k_previous_tokens():
+    model = small(context=3)
+    idx = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    changed = idx.clone()
+    changed[0, 1] = 0  # affects positions 1, 2, 3 only
+    a, _ = model(idx)
+    b, _ = model(changed)
+    assert torch.equal(a[0, 0], b[0, 0]) and torch.equal(a[0, 4:], b[0, 4:])
+    assert not torch.allclose(a[0, 1:4], b[0, 1:4])
+    assert model.contexts(idx)[0, 0].tolist() == [7, 7, 1]  # padded with id vocab_size
+
+
+def test_overfits_one_batch_and_ignores_masked_targets():
+    model = small()
+    X = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 0, 1, 2]])
+    y = torch.tensor([[1, 2, 3, 4, 5, 6, 0, 1, 2, 3]])
+    y[0, :2] = -1
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(150):
+        _, loss = model(X, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+
+
+def test_generate_is_reproducible_with_a_generator_and_keeps_the_prompt():
+    model = small()
+    start = torch.tensor([[1, 2]])
+    one = model.generate(start, 20, generator=torch.Generator().manual_seed(3))
+    two = model.generate(start, 20, generator=torch.Generator().manual_seed(3))
+    assert one.shape == (1, 22) and torch.equal(one, two) and one[0, :2].tolist() == [1, 2]
+    assert ((0 <= one) & (one < 7)).all()
+
+
+def test_training_lowers_held_out_bits_and_returns_a_history():
+    text = ("abcab" * 400)
+    ids = torch.tensor([ord(c) - ord("a") for c in text])
+    model = small(vocab_size=3, context=2)
+    before = neural_lm.bits_per_token(model, ids[-200:])
+    history = neural_lm.train_lm(model, ids[:1600], ids[-200:], steps=60, batch_size=8, num_steps=16,
+                                 lr=1e-2, eval_every=20, generator=torch.Generator().manual_seed(0))
+    assert history["step"] == [20, 40, 60] and len(history["valid_bits"]) == 3
+    assert history["valid_bits"][-1] < before - 0.5
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: small()(torch.tensor([1, 2])), "shape \\(B, T\\)"),
+    (lambda: small()(torch.tensor([[1, 9]])), "token ids must be in 0..6"),
+    (lambda: small().generate(torch.tensor([[1]]), 3, temperature=0), "temperature must be > 0"),
+    (lambda: neural_lm.MLPLanguageModel(neural_lm.MLPConfig(vocab_size=0)), "must be >= 1"),
+    (lambda: neural_lm.batches(torch.arange(5), 2, 8, 3, torch.Generator()), "fewer than a window"),
+    (lambda: neural_lm.bits_per_token(small(), torch.tensor([1])), "at least two"),
+    (lambda: neural_lm.train_lm(small(), torch.arange(7), torch.arange(7), steps=0), "steps and eval_every"),
+])
+def test_bad_input_gives_a_clear_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
