@@ -116,7 +116,7 @@ def test_scaled_dot_product_rejects_mismatched_sizes():
 def test_attention_cost_memory_is_exactly_quadratic():
     cost = attention.attention_cost([8, 16, 32], num_hiddens=4, repeats=1)
     assert cost["attention_bytes"] == [8 * 8 * 4, 16 * 16 * 4, 32 * 32 * 4]
-    assert all(s > 0 for s in cost["seconds"])
+    assert all(s > 0 for s in cost["seconds"] + cost["lstm_seconds"])
     assert attention.fit_exponent(cost["length"], cost["attention_bytes"]) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="non-empty"):
         attention.attention_cost([])
@@ -171,3 +171,12 @@ def test_alignment_needs_an_attention_model():
     from dltoolbox import seq2seq
     with pytest.raises(ValueError, match="needs a model with an AttentionDecoder"):
         attention.alignment(_tiny_model(decoder=seq2seq.LSTMDecoder), ["the", "dog", "sleeps"], ["vok"])
+
+
+def test_alignment_hits_counts_dictionary_words_only():
+    weights = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    sources_of = {"vok": {"dog", "dogs"}, "dorma": {"sleep", "sleeps"}}
+    assert attention.alignment_hits(weights, ["dog", "sleeps"], ["vok", "dorma", "ta"], sources_of) == (2, 2)
+    assert attention.alignment_hits(weights, ["sleeps", "dog"], ["vok", "dorma", "ta"], sources_of) == (0, 2)
+    with pytest.raises(ValueError, match="do not cover"):
+        attention.alignment_hits(weights, ["dog"], ["vok"], sources_of)

@@ -86,10 +86,10 @@ class AttentionDecoder(nn.Module):
     -> (logits (B, T, V), state)``. The weights of the last call are kept in ``self.weights`` (B, T, S).
     """
 
-    def __init__(self, vocab_size, num_embed=48, num_hiddens=96, num_layers=1, pad=0):
+    def __init__(self, vocab_size, num_embed=48, num_hiddens=96, num_layers=1, pad=0, attention_hiddens=None):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, num_embed, padding_idx=pad)
-        self.attention = AdditiveAttention(num_hiddens, num_hiddens, num_hiddens)
+        self.attention = AdditiveAttention(num_hiddens, num_hiddens, attention_hiddens or num_hiddens)
         self.cells = nn.ModuleList(nn.LSTMCell(num_embed + num_hiddens if i == 0 else num_hiddens, num_hiddens)
                                    for i in range(num_layers))
         self.output = nn.Linear(2 * num_hiddens, vocab_size)
@@ -135,6 +135,19 @@ def alignment(model, src_tokens, tgt_tokens):
     return weights.flip(-1) if getattr(model, "reverse_source", False) else weights
 
 
+def alignment_hits(weights, src_tokens, tgt_tokens, sources_of):
+    """(hits, total): target words in `sources_of` whose most-attended source word is one of their sources."""
+    if len(weights) < len(tgt_tokens) or weights.shape[-1] != len(src_tokens):
+        raise ValueError(f"weights {tuple(weights.shape)} do not cover {len(tgt_tokens)} target and "
+                         f"{len(src_tokens)} source words")
+    hits = total = 0
+    for i, word in enumerate(tgt_tokens):
+        if word in sources_of:
+            total += 1
+            hits += src_tokens[int(weights[i].argmax())] in sources_of[word]
+    return hits, total
+
+
 def plot_alignment(weights, src_tokens, tgt_tokens, ax=None, title=None):
     """A heatmap of attention weights (T, S): target words down, source words across."""
     import matplotlib.pyplot as plt
@@ -178,22 +191,31 @@ def plot_by_length(curves, metric="bleu", ax=None, trained_up_to=None):
     return ax
 
 
+def _best_time(fn, repeats):
+    fn()  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def attention_cost(lengths, num_hiddens=64, batch_size=1, repeats=3, seed=0):
-    """Time one self-attention pass (best of `repeats`) and the exact bytes of its T x T weight matrix."""
+    """Time one self-attention pass and one LSTM pass over T tokens (best of `repeats`), and the exact
+    bytes of the T x T attention weights; returns a dict of lists."""
     if not lengths or min(lengths) < 1:
         raise ValueError(f"lengths must be a non-empty list of positive ints, got {lengths!r}")
     g = torch.Generator().manual_seed(seed)
-    history = {"length": [], "seconds": [], "attention_bytes": []}
+    lstm = nn.LSTM(num_hiddens, num_hiddens, batch_first=True)
+    history = {"length": [], "seconds": [], "lstm_seconds": [], "attention_bytes": []}
     with torch.no_grad():
         for length in lengths:
             x = torch.randn(batch_size, length, num_hiddens, generator=g)  # (B, T, C)
-            best = math.inf
-            for _ in range(repeats + 1):  # the first pass warms up
-                start = time.perf_counter()
-                _, weights = scaled_dot_product_attention(x, x, x)
-                best = min(best, time.perf_counter() - start)
+            _, weights = scaled_dot_product_attention(x, x, x)  # (B, T, T)
             history["length"].append(length)
-            history["seconds"].append(best)
+            history["seconds"].append(_best_time(lambda: scaled_dot_product_attention(x, x, x), repeats))
+            history["lstm_seconds"].append(_best_time(lambda: lstm(x), repeats))
             history["attention_bytes"].append(weights.numel() * weights.element_size())
     return history
 
