@@ -1,0 +1,168 @@
+"""Checks for the exercises of the chapter on learning from human replays."""
+import math
+
+import numpy as np
+import torch
+
+from . import call, expect, passed
+from ..games import Games, legal_mask, sample_moves, tactics
+
+
+def _wilson(k, n, z=1.96):
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def exercise_1(wilson, hidden=False):
+    """Exercise 5.1: the Wilson score interval."""
+    cases = [(340, 400), (200, 400), (0, 400)] + ([(1, 3), (399, 400), (45, 60)] if hidden else [])
+    for k, n in cases:
+        got = call(wilson, k, n, exercise="5.1")
+        expect(isinstance(got, tuple) and len(got) == 2, f"wilson({k}, {n}) should return a (low, high) tuple")
+        low, high = (float(x) for x in got)
+        want = _wilson(k, n)
+        expect(low <= k / n <= high, f"wilson({k}, {n}) = ({low:.4f}, {high:.4f}) does not contain p = {k / n:.4f}",
+               "the interval is centred near p, pulled towards 1/2")
+        expect(abs(low - want[0]) < 1e-6 and abs(high - want[1]) < 1e-6,
+               f"wilson({k}, {n}) = ({low:.4f}, {high:.4f}), expected ({want[0]:.4f}, {want[1]:.4f})",
+               "centre (p + z²/2n) / (1 + z²/n), half-width z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n)")
+    return passed("5.1", "your interval matches Wilson's on every case")
+
+
+def _improve(prior, q, beta):
+    logits = np.where(prior > 0, np.log(np.maximum(prior, 1e-300)) + beta * q, -np.inf)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
+
+
+def exercise_2(improve, hidden=False):
+    """Exercise 5.2: one-step policy improvement prior * exp(beta * Q), normalised."""
+    rng = np.random.default_rng(7 if hidden else 3)
+    prior = rng.random((6, 7)) * (rng.random((6, 7)) < 0.8)
+    prior[:, 3] += 0.1
+    prior /= prior.sum(1, keepdims=True)
+    q = rng.random((6, 7))
+    for beta in ([0.0, 4.0, 50.0] + ([500.0] if hidden else [])):
+        got = np.asarray(call(improve, prior.copy(), q.copy(), beta, exercise="5.2"), dtype=float)
+        expect(got.shape == prior.shape, f"expected probabilities of shape {prior.shape}, got {got.shape}")
+        expect(np.all(np.isfinite(got)), f"beta={beta}: your probabilities contain NaN or inf",
+               "subtract the row maximum before exponentiating")
+        expect(np.allclose(got.sum(1), 1), f"beta={beta}: each row must sum to 1")
+        expect(np.all(got[prior == 0] == 0), f"beta={beta}: a move the prior gives 0 (an illegal move) got probability",
+               "multiply by the prior (or add its log), never add to it")
+        expect(np.allclose(got, _improve(prior, q, beta), atol=1e-6),
+               f"beta={beta}: your probabilities differ from prior * exp(beta * Q) normalised",
+               "beta = 0 must give back the prior")
+    return passed("5.2", "beta = 0 is the prior, large beta picks the best-valued legal move")
+
+
+def _random_positions(seed, num):
+    """Own-view positions after random legal play of 0 to 20 plies."""
+    rng = np.random.default_rng(seed)
+    games, stop, out = Games(num), rng.integers(0, 21, num), np.zeros((num, 6, 7), dtype=np.int8)
+    for ply in range(21):
+        out[stop == ply] = games.own_view()[stop == ply]
+        games.play(np.where(games.done, 0, sample_moves(games.legal_mask() | games.done[:, None], rng)))
+    return out[legal_mask(out).any(1)]
+
+
+def _boards():
+    """Hand-made own-view positions for exercise 5.3."""
+    threat = np.zeros((6, 7), dtype=np.int8)
+    threat[0, [1, 2, 3]] = -1  # the opponent threatens 0 and 4
+    threat[0, [5, 6]] = 1
+    trap = np.zeros((6, 7), dtype=np.int8)
+    trap[0] = [0, 1, -1, 1, 0, 0, 1]
+    trap[1] = [0, -1, -1, -1, 0, 0, 0]  # the opponent would win on row 1 ...
+    trap[2, 2] = 1                      # ... so playing column 0 or 4 hands it over
+    empty = np.zeros((6, 7), dtype=np.int8)
+    return np.stack([threat, trap, empty])
+
+
+def _safe(probs, boards):
+    _, _, unsafe = tactics(boards)
+    legal = legal_mask(boards)
+    keep = legal & ~unsafe
+    keep = np.where(keep.any(1, keepdims=True), keep, legal)
+    out = probs * keep
+    return out / out.sum(1, keepdims=True)
+
+
+def exercise_3(safe_probs, hidden=False):
+    """Exercise 5.3: remove the moves that hand the opponent an immediate win."""
+    boards = _boards()
+    if hidden:
+        boards = np.concatenate([boards, _random_positions(11, 40)])
+    probs = legal_mask(boards) * np.linspace(1, 2, 7)[None]
+    probs = probs / probs.sum(1, keepdims=True)
+    got = np.asarray(call(safe_probs, probs.copy(), boards.copy(), exercise="5.3"), dtype=float)
+    want = _safe(probs, boards)
+    expect(got.shape == probs.shape, f"expected shape {probs.shape}, got {got.shape}")
+    expect(np.allclose(got.sum(1), 1), "each row must sum to 1 after removing moves", "renormalise")
+    expect(got[1, 0] == 0 and got[1, 4] == 0,
+           "in the trap position, columns 0 and 4 let the opponent win on the cell above but keep probability",
+           "use games.tactics(boards): its third output marks those moves")
+    expect(np.allclose(got, want), "your probabilities differ from the prior restricted to safe moves",
+           "if every legal move is unsafe keep them all; never keep an illegal move")
+    return passed("5.3", "unsafe moves removed, the rest renormalised")
+
+
+def _kl(policy_logits, reference_logits, masks):
+    logp = torch.log_softmax(policy_logits.masked_fill(~masks, float("-inf")), 1)
+    logq = torch.log_softmax(reference_logits.masked_fill(~masks, float("-inf")), 1)
+    return torch.where(masks, logq.exp() * (logq - logp), torch.zeros_like(logp)).sum(1).mean()
+
+
+def exercise_4(kl_divergence, hidden=False):
+    """Exercise 5.4: KL(reference || policy) over legal moves, averaged over positions."""
+    gen = torch.Generator().manual_seed(5 if hidden else 1)
+    p, q = torch.randn(8, 7, generator=gen), torch.randn(8, 7, generator=gen)
+    masks = torch.rand(8, 7, generator=gen) < 0.7
+    masks[:, 2] = True
+    got = call(kl_divergence, p.clone(), q.clone(), masks.clone(), exercise="5.4")
+    expect(torch.is_tensor(got) and got.dim() == 0, "return a scalar tensor (the mean over positions)")
+    expect(torch.isfinite(got), "your KL is NaN or inf", "illegal moves (0 · log 0) must contribute 0, not NaN")
+    same = call(kl_divergence, p.clone(), p.clone(), masks.clone(), exercise="5.4")
+    expect(abs(float(same)) < 1e-6, "KL of a distribution to itself must be 0")
+    expect(not torch.allclose(got, _kl(q, p, masks), atol=1e-5),
+           "you computed KL(policy || reference); the distillation term is KL(reference || policy)",
+           "weight the log-ratio by the reference's probabilities")
+    torch.testing.assert_close(got, _kl(p, q, masks), atol=1e-5, rtol=1e-5,
+                               msg="your KL differs from the reference (mask illegal moves before the softmax)")
+    return passed("5.4", f"KL = {float(got):.4f} nats on the check's positions")
+
+
+def exercise_5(policy_gradient_loss, hidden=False):
+    """Exercise 5.5: the REINFORCE loss -mean(reward * log pi(move))."""
+    gen = torch.Generator().manual_seed(9 if hidden else 2)
+    logits = torch.randn(10, 7, generator=gen, requires_grad=True)
+    log_probs = torch.log_softmax(logits, 1)
+    moves = torch.randint(7, (10,), generator=gen)
+    rewards = torch.tensor([1.0, -1.0, 0.0, 1.0, 1.0, -1.0, -1.0, 1.0, 0.0, 1.0])
+    got = call(policy_gradient_loss, log_probs, moves, rewards, exercise="5.5")
+    want = -(rewards * log_probs.gather(1, moves[:, None])[:, 0]).mean()
+    expect(torch.is_tensor(got) and got.dim() == 0, "return a scalar tensor")
+    expect(got.requires_grad, "the loss must keep the graph (do not call .item() or .detach())")
+    expect(not torch.allclose(got, -want), "the sign is flipped: minimising your loss would make winning moves rarer",
+           "the loss is minus the reward-weighted log-probability")
+    torch.testing.assert_close(got, want, msg="your loss differs from -mean(reward * log pi(move))")
+    (grad,) = torch.autograd.grad(got, logits)
+    expect(float(grad[2].abs().sum()) == 0, "a drawn game (reward 0) must give no gradient")
+    return passed("5.5", "winning moves become likelier, losing ones rarer")
+
+
+def exercise_6(symmetric_probs, net, hidden=False):
+    """Exercise 5.6: a policy made exactly left-right symmetric by averaging over the mirror image."""
+    boards = _random_positions(4 if hidden else 0, 12)
+    masks = legal_mask(boards)
+    got = np.asarray(call(symmetric_probs, net, boards.copy(), masks.copy(), exercise="5.6"), dtype=float)
+    expect(got.shape == masks.shape, f"expected shape {masks.shape}, got {got.shape}")
+    expect(np.allclose(got.sum(1), 1) and np.all(got[~masks] == 0), "rows must sum to 1 with 0 on illegal moves")
+    mirrored = np.asarray(call(symmetric_probs, net, boards[:, :, ::-1].copy(), masks[:, ::-1].copy(),
+                               exercise="5.6"), dtype=float)
+    expect(np.allclose(mirrored[:, ::-1], got, atol=1e-6),
+           "mirroring the board should mirror your probabilities exactly",
+           "average the net's probabilities on the board and, flipped back, on its mirror image")
+    return passed("5.6", "the policy is now exactly symmetric")
