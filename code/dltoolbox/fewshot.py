@@ -121,13 +121,20 @@ def accuracy_ci(correct):
     return correct.mean().item(), 1.96 * correct.std(unbiased=True).item() / math.sqrt(len(correct))
 
 
+def _result(predictions, episodes, return_predictions):
+    """Predicted labels (E, N*Q) if asked, else per-episode query accuracy (E,)."""
+    if return_predictions:
+        return predictions
+    return (predictions == episodes.query_y).float().mean(-1)
+
+
 def _embed(encoder, x):
     """Encode (E, M, 1, H, W) episode images with one encoder → (E, M, D)."""
     return encoder(x.flatten(0, 1)).unflatten(0, x.shape[:2])
 
 
-def evaluate_metric(encoder, episodes, n_way, logits_fn=prototype_logits, chunk=200):
-    """Per-episode query accuracy (E,) of a nearest-class rule on encoder features (encoder=None: pixels)."""
+def evaluate_metric(encoder, episodes, n_way, logits_fn=prototype_logits, chunk=200, return_predictions=False):
+    """Per-episode query accuracy (E,) (or predictions) of a nearest-class rule on encoder features (encoder=None: pixels)."""
     accs = []
     with torch.no_grad():
         for start in range(0, len(episodes), chunk):
@@ -137,8 +144,8 @@ def evaluate_metric(encoder, episodes, n_way, logits_fn=prototype_logits, chunk=
             else:
                 s, q = _embed(encoder, ep.support_x), _embed(encoder, ep.query_x)
             pred = logits_fn(s, ep.support_y, q, n_way).argmax(-1)
-            accs.append((pred == ep.query_y).float().mean(-1))
-    return torch.cat(accs)
+            accs.append(pred)
+    return _result(torch.cat(accs), episodes, return_predictions)
 
 
 def train_episodic(encoder, X, y, classes, n_way=20, k_shot=1, n_query=5, num_steps=300, lr=1e-3,
@@ -194,8 +201,8 @@ def linear_probe(support, support_y, query, n_way, num_steps=100, lr=0.1, weight
     return (query @ W + b).detach()
 
 
-def evaluate_linear_probe(encoder, episodes, n_way, num_steps=100, chunk=200):
-    """Per-episode query accuracy (E,) of a linear head on frozen encoder features (encoder=None: pixels)."""
+def evaluate_linear_probe(encoder, episodes, n_way, num_steps=100, chunk=200, return_predictions=False):
+    """Per-episode query accuracy (E,) (or predictions) of a linear head on frozen encoder features (encoder=None: pixels)."""
     accs = []
     for start in range(0, len(episodes), chunk):
         ep = episodes.slice(start, start + chunk)
@@ -204,8 +211,8 @@ def evaluate_linear_probe(encoder, episodes, n_way, num_steps=100, chunk=200):
             q = ep.query_x.flatten(2) if encoder is None else _embed(encoder, ep.query_x)
         s, q = F.normalize(s, dim=-1), F.normalize(q, dim=-1)
         pred = linear_probe(s, ep.support_y, q, n_way, num_steps).argmax(-1)
-        accs.append((pred == ep.query_y).float().mean(-1))
-    return torch.cat(accs)
+        accs.append(pred)
+    return _result(torch.cat(accs), episodes, return_predictions)
 
 
 def _random_like(params, copies, generator):
@@ -232,9 +239,9 @@ class _Net(nn.Module):
         return self.head(self.encoder(x))
 
 
-def evaluate_finetune(encoder, episodes, n_way, pretrained=True, num_steps=30, lr=1e-3, chunk=100,
-                      generator=None):
-    """Per-episode accuracy (E,) of training encoder + head on each support set: fine-tuning a copy of the
+def evaluate_finetune(encoder, episodes, n_way, pretrained=True, num_steps=10, lr=3e-3, chunk=600,
+                      generator=None, return_predictions=False):
+    """Per-episode accuracy (E,) (or predictions) of training encoder + head on each support set: fine-tuning a copy of the
     pretrained `encoder` (pretrained=True, head starts at zero) or the same architecture from scratch."""
     net = _Net(encoder, n_way)
     base = {k: v.detach() for k, v in net.named_parameters()}
@@ -259,5 +266,5 @@ def evaluate_finetune(encoder, episodes, n_way, pretrained=True, num_steps=30, l
             opt.step()
         with torch.no_grad():
             pred = forward(params, ep.query_x).argmax(-1)
-        accs.append((pred == ep.query_y).float().mean(-1))
-    return torch.cat(accs)
+        accs.append(pred)
+    return _result(torch.cat(accs), episodes, return_predictions)

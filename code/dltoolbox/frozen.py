@@ -257,7 +257,9 @@ def fewshot_naming(lm, vision, images, labels, n_way=2, num_episodes=500, genera
     prompts, answers, names = _fewshot_prompts(lm, vision, images, labels, n_way, num_episodes, generator, use_words)
     logits, _ = lm.forward_embeddings(prompts)
     last = logits[:, -1]                                                   # (E, V)
-    open_ended = (last.argmax(-1) == answers).float().mean().item()
+    top = last.argmax(-1)
     forced = names.gather(1, last.gather(1, names).argmax(-1, keepdim=True)).squeeze(1)
-    return {"open_ended": open_ended, "forced_choice": (forced == answers).float().mean().item(),
-            "chance": 1.0 / n_way}
+    p = (forced == answers).float().mean().item()
+    return {"open_ended": (top == answers).float().mean().item(), "forced_choice": p,
+            "forced_choice_ci": 1.96 * (p * (1 - p) / num_episodes) ** 0.5, "chance": 1.0 / n_way,
+            "most_common_word": VOCAB[int(torch.mode(top).values)]}

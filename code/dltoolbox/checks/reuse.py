@@ -1,0 +1,188 @@
+"""Checks for the exercises of the chapter on reusing weights (few-shot episodes, Frozen, LM initialisation)."""
+import math
+
+import torch
+import torch.nn as nn
+
+from . import call, expect, passed
+from .. import fewshot, frozen, transfer
+
+
+def _episode(seed, E=3, n_way=4, k_shot=2, n_query=3, dim=5):
+    g = torch.Generator().manual_seed(seed)
+    support = torch.randn(E, n_way * k_shot, dim, generator=g)
+    labels = torch.arange(n_way).repeat_interleave(k_shot).expand(E, -1)
+    perm = torch.randperm(n_way * k_shot, generator=g)                  # labels need not be sorted
+    query = torch.randn(E, n_way * n_query, dim, generator=g)
+    return support[:, perm], labels[:, perm].clone(), query, n_way
+
+
+def exercise_1(prototype_logits, hidden=False):
+    """6.1: minus squared Euclidean distance from each query to each class mean, shape (E, Q, N)."""
+    cases = [(1, dict()), (2, dict(E=1, n_way=2, k_shot=1, n_query=1, dim=2))]
+    if hidden:
+        cases += [(3, dict(E=5, n_way=5, k_shot=5, n_query=4, dim=16)), (4, dict(E=2, n_way=3, k_shot=3, dim=1))]
+    for seed, kw in cases:
+        support, labels, query, n_way = _episode(seed, **kw)
+        got = call(prototype_logits, support, labels, query, n_way, exercise="6.1")
+        want = fewshot.prototype_logits(support, labels, query, n_way)
+        expect(isinstance(got, torch.Tensor) and got.shape == want.shape,
+               f"expected a tensor of shape {tuple(want.shape)} (episodes, queries, classes), got "
+               f"{getattr(got, 'shape', type(got).__name__)}", "one score per query and per class")
+        expect(bool((got <= 1e-6).all()), "some scores are positive",
+               "return minus the squared distance: closer prototypes get higher scores")
+        expect(torch.allclose(got, want, atol=1e-4),
+               f"scores differ from the reference by up to {(got - want).abs().max():.3g}",
+               "average the support features of each class (use the labels, they are not sorted), then take "
+               "minus the SQUARED Euclidean distance")
+    return passed("6.1", "prototypes are class means, scores are minus squared distances")
+
+
+def exercise_2(mean_and_ci, hidden=False):
+    """6.2: the mean accuracy over episodes and the 95% confidence half-width 1.96·s/√n."""
+    samples = [[1.0, 0.0, 1.0, 1.0], [0.2, 0.4, 0.6, 0.8, 1.0]]
+    if hidden:
+        g = torch.Generator().manual_seed(0)
+        samples += [torch.rand(600, generator=g).tolist(), [0.5, 0.5]]
+    for xs in samples:
+        got = call(mean_and_ci, torch.tensor(xs), exercise="6.2")
+        expect(isinstance(got, tuple) and len(got) == 2, "return a tuple (mean, half_width)")
+        mean, half = (float(v) for v in got)
+        want_mean, want_half = fewshot.accuracy_ci(xs)
+        expect(math.isclose(mean, want_mean, abs_tol=1e-6), f"mean {mean:.4f}, expected {want_mean:.4f}")
+        expect(math.isclose(half, want_half, rel_tol=1e-3, abs_tol=1e-9),
+               f"half-width {half:.5f} for {len(xs)} episodes, expected {want_half:.5f}",
+               "1.96 × the sample standard deviation (n − 1 in the denominator) / √n")
+    return passed("6.2", "95% confidence intervals over episodes")
+
+
+def exercise_3(cosine_prototype_logits, hidden=False):
+    """6.3: scale × cosine similarity between each query and each class mean."""
+    for seed in ([5, 6, 7] if hidden else [5]):
+        support, labels, query, n_way = _episode(seed)
+        got = call(cosine_prototype_logits, support, labels, query, n_way, 10.0, exercise="6.3")
+        protos = fewshot.class_means(support, labels, n_way)
+        want = 10.0 * torch.nn.functional.normalize(query, dim=-1) @ torch.nn.functional.normalize(protos, dim=-1).transpose(1, 2)
+        expect(isinstance(got, torch.Tensor) and got.shape == want.shape,
+               f"expected shape {tuple(want.shape)}, got {getattr(got, 'shape', None)}")
+        expect(bool((got.abs() <= 10.0 + 1e-4).all()), "scores exceed the scale",
+               "normalise both queries and prototypes to unit length before the dot product")
+        expect(torch.allclose(got, want, atol=1e-4), "scores differ from scale × cos(query, class mean)",
+               "prototypes are the class means of the raw features; normalise after averaging")
+    return passed("6.3", "cosine prototypes")
+
+
+def exercise_4(prefix_targets, hidden=False):
+    """6.4: targets for a caption after a P-token prefix: -100 everywhere except positions P-1 .. P+T-2."""
+    cases = [(torch.tensor([[5, 6, 7, 1]]), 1), (torch.tensor([[5, 6, 9, 1], [5, 6, 8, 1]]), 2)]
+    if hidden:
+        cases += [(torch.tensor([[3, 4]]), 3), (torch.randint(0, 30, (4, 6), generator=torch.Generator().manual_seed(0)), 4)]
+    for caps, P in cases:
+        got = call(prefix_targets, caps, P, exercise="6.4")
+        want = torch.full((caps.shape[0], P + caps.shape[1]), -100, dtype=torch.int64)
+        want[:, P - 1:-1] = caps
+        expect(isinstance(got, torch.Tensor) and got.shape == want.shape,
+               f"expected shape {tuple(want.shape)} (batch, prefix + caption), got {getattr(got, 'shape', None)}",
+               "one target per input position: prefix positions plus caption positions")
+        expect(torch.equal(got.long(), want),
+               f"for prefix length {P}, targets {got[0].tolist()} should be {want[0].tolist()}",
+               "position t predicts token t+1: the last prefix position predicts the caption's first word, "
+               "and the caption's last position has nothing to predict (-100)")
+    return passed("6.4", "each position predicts the next token; the prefix itself is never scored")
+
+
+def exercise_5(forced_choice, hidden=False):
+    """6.5: among each row's candidate ids, the one with the highest logit."""
+    logits = torch.tensor([[0.0, 3.0, 1.0, 2.0], [5.0, 0.0, 1.0, 4.0]])
+    cands = torch.tensor([[2, 3], [1, 2]])
+    cases = [(logits, cands, torch.tensor([3, 2]))]
+    if hidden:
+        g = torch.Generator().manual_seed(1)
+        L = torch.randn(20, 30, generator=g)
+        C = torch.stack([torch.randperm(30, generator=g)[:3] for _ in range(20)])
+        cases.append((L, C, C.gather(1, L.gather(1, C).argmax(1, keepdim=True)).squeeze(1)))
+    for L, C, want in cases:
+        got = call(forced_choice, L, C, exercise="6.5")
+        expect(isinstance(got, torch.Tensor) and got.shape == want.shape, f"expected shape {tuple(want.shape)}")
+        expect(torch.equal(got.long(), want), f"chose {got.tolist()[:5]}, expected {want.tolist()[:5]}",
+               "return token ids (not positions within the candidate list), and ignore the global argmax")
+    return passed("6.5", "forced choice among the names in the prompt")
+
+
+def exercise_6(naming_chance_gap, hidden=False):
+    """6.6: a dict with forced-choice accuracy, its chance level 1/N and their difference, for N ways."""
+    for n_way in ([3, 4] if hidden else [3]):
+        got = call(naming_chance_gap, n_way, exercise="6.6")
+        expect(isinstance(got, dict) and {"forced_choice", "chance", "gap"} <= set(got),
+               "return a dict with keys 'forced_choice', 'chance', 'gap'")
+        expect(math.isclose(got["chance"], 1 / n_way, rel_tol=1e-6), f"chance for {n_way} ways is 1/{n_way}",
+               "call fewshot_naming with n_way set to the argument")
+        expect(0.0 <= got["forced_choice"] <= 1.0, "accuracy must be between 0 and 1")
+        expect(math.isclose(got["gap"], got["forced_choice"] - got["chance"], abs_tol=1e-6),
+               "gap must be forced_choice − chance")
+    return passed("6.6", "accuracy reported beside chance")
+
+
+def _pair(seed):
+    torch.manual_seed(seed)
+    src = nn.Sequential(nn.Embedding(7, 4), nn.Linear(4, 3))
+    dst = nn.Sequential(nn.Embedding(7, 4), nn.Linear(4, 3), nn.Linear(3, 2))
+    return src, dst
+
+
+def exercise_7(copy_by_name, hidden=False):
+    """6.7: copy the named tensors and nothing else; a shape mismatch is a ValueError."""
+    src, dst = _pair(0)
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    mapping = {"0.weight": "0.weight"} if not hidden else {"0.weight": "0.weight", "1.bias": "1.bias"}
+    call(copy_by_name, src, dst, mapping, exercise="6.7")
+    after = dst.state_dict()
+    for name in after:
+        if name in mapping:
+            expect(torch.equal(after[name], src.state_dict()[mapping[name]]), f"{name} was not copied")
+        else:
+            expect(torch.equal(after[name], before[name]), f"{name} changed but was not in the mapping",
+                   "copy only the tensors named in the mapping")
+    expect(after["0.weight"].data_ptr() != src.state_dict()["0.weight"].data_ptr(),
+           "target now shares memory with the source", "copy the values (tensor.copy_), do not assign the tensor")
+    if hidden:
+        try:
+            copy_by_name(src, dst, {"2.weight": "1.weight"})
+        except ValueError:
+            pass
+        except Exception as error:  # noqa: BLE001
+            expect(False, f"a shape mismatch raised {type(error).__name__}, expected ValueError")
+        else:
+            expect(False, "copying a (3, 4) tensor into a (2, 3) one did not raise", "check shapes first")
+    return passed("6.7", "exactly the intended tensors were copied")
+
+
+def exercise_8(freeze_module, hidden=False):
+    """6.8: after freezing, a training step leaves the module unchanged and gives it no gradients."""
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    call(freeze_module, net[0], exercise="6.8")
+    before = net[0].weight.clone()
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.5)
+    net(torch.randn(16, 4)).pow(2).sum().backward()
+    opt.step()
+    expect(all(not p.requires_grad for p in net[0].parameters()), "frozen parameters still require gradients",
+           "set requires_grad to False on every parameter of the module")
+    expect(net[0].weight.grad is None, "a frozen parameter received a gradient")
+    expect(torch.equal(before, net[0].weight), "the frozen layer changed during training")
+    expect(all(p.requires_grad for p in net[2].parameters()), "freezing one layer froze another",
+           "touch only the parameters of the module you were given")
+    if hidden:
+        expect(net[2].weight.grad is not None, "the layer that was not frozen got no gradient")
+    return passed("6.8", "frozen means unchanged and gradient-free")
+
+
+def exercise_9(low_data_effect, hidden=False):
+    """6.9: a dict with the BLEU of a random and an LM-initialised decoder and their difference."""
+    got = call(low_data_effect, exercise="6.9")
+    expect(isinstance(got, dict) and {"random", "lm_init", "difference"} <= set(got),
+           "return a dict with keys 'random', 'lm_init', 'difference'")
+    expect(all(isinstance(got[k], (int, float)) for k in ("random", "lm_init", "difference")), "values must be numbers")
+    expect(math.isclose(got["difference"], got["lm_init"] - got["random"], abs_tol=1e-6),
+           "difference must be lm_init − random")
+    return passed("6.9", f"difference {got['difference']:+.2f}")

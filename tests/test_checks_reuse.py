@@ -1,0 +1,108 @@
+import pytest
+import torch
+import torch.nn as nn
+
+from dltoolbox import fewshot as fs
+from dltoolbox import transfer
+from dltoolbox.checks import ExerciseError
+from dltoolbox.checks import reuse as check
+
+
+def test_reference_solutions_pass(capsys):
+    check.exercise_1(fs.prototype_logits, hidden=True)
+    check.exercise_2(fs.accuracy_ci, hidden=True)
+
+    def cosine(s, sy, q, n, scale=10.0):
+        p = fs.class_means(s, sy, n)
+        return scale * nn.functional.normalize(q, dim=-1) @ nn.functional.normalize(p, dim=-1).transpose(1, 2)
+
+    check.exercise_3(cosine, hidden=True)
+
+    def targets(caps, P):
+        out = torch.full((caps.shape[0], P + caps.shape[1]), -100, dtype=torch.int64)
+        out[:, P - 1:-1] = caps
+        return out
+
+    check.exercise_4(targets, hidden=True)
+    check.exercise_5(lambda L, C: C.gather(1, L.gather(1, C).argmax(1, keepdim=True)).squeeze(1), hidden=True)
+    check.exercise_6(lambda n: {"forced_choice": 0.6, "chance": 1 / n, "gap": 0.6 - 1 / n}, hidden=True)
+    check.exercise_7(transfer.copy_weights, hidden=True)
+    check.exercise_8(transfer.freeze, hidden=True)
+    check.exercise_9(lambda: {"random": 10.0, "lm_init": 12.5, "difference": 2.5})
+    assert capsys.readouterr().out.count("✓ Exercise") == 9
+
+
+def test_wrong_prototypes_fail_with_hints():
+    def plain_distance(s, sy, q, n):                                   # not squared
+        return -torch.cdist(q, fs.class_means(s, sy, n))
+
+    with pytest.raises(ExerciseError, match="SQUARED"):
+        check.exercise_1(plain_distance)
+
+    def assumes_sorted(s, sy, q, n):                                   # ignores the labels
+        protos = s.view(s.shape[0], n, -1, s.shape[-1]).mean(2)
+        return -torch.cdist(q, protos).pow(2)
+
+    with pytest.raises(ExerciseError, match="labels"):
+        check.exercise_1(assumes_sorted)
+    with pytest.raises(ExerciseError, match="not implemented"):
+        check.exercise_1(lambda *a: (_ for _ in ()).throw(NotImplementedError()))
+
+
+def test_wrong_ci_and_cosine_fail():
+    with pytest.raises(ExerciseError, match="n − 1"):
+        check.exercise_2(lambda a: (a.mean().item(), 1.96 * a.std(unbiased=False).item() / len(a) ** 0.5))
+    with pytest.raises(ExerciseError, match="mean"):
+        check.exercise_2(lambda a: (a.median().item(), 0.1))
+
+    def unnormalised(s, sy, q, n, scale=10.0):
+        return scale * q @ fs.class_means(s, sy, n).transpose(1, 2)
+
+    with pytest.raises(ExerciseError, match="normalise"):
+        check.exercise_3(unnormalised)
+
+
+def test_wrong_targets_and_choices_fail():
+    def off_by_one(caps, P):
+        out = torch.full((caps.shape[0], P + caps.shape[1]), -100, dtype=torch.int64)
+        out[:, P:] = caps
+        return out
+
+    with pytest.raises(ExerciseError, match="next token|predicts"):
+        check.exercise_4(off_by_one)
+    with pytest.raises(ExerciseError, match="ignore the global argmax"):
+        check.exercise_5(lambda L, C: L.argmax(1))
+    with pytest.raises(ExerciseError, match="1/3"):
+        check.exercise_6(lambda n: {"forced_choice": 0.6, "chance": 0.5, "gap": 0.1})
+
+
+def test_wrong_copy_and_freeze_fail():
+    def copy_everything(src, dst, mapping):
+        dst.load_state_dict(src.state_dict(), strict=False)
+
+    with pytest.raises(ExerciseError):
+        check.exercise_7(copy_everything, hidden=True)
+
+    def share(src, dst, mapping):
+        s, d = dict(src.named_parameters()), dict(dst.named_modules())
+        for t, n in mapping.items():
+            mod, attr = t.rsplit(".", 1)
+            setattr(d[mod], attr, s[n])
+
+    with pytest.raises(ExerciseError, match="shares memory"):
+        check.exercise_7(share)
+
+    def eval_only(module):                                              # eval() does not freeze
+        module.eval()
+
+    with pytest.raises(ExerciseError, match="requires_grad|require gradients"):
+        check.exercise_8(eval_only)
+
+    def freeze_all_below(module):
+        for p in module.parameters():
+            p.requires_grad_(True)
+
+    with pytest.raises(ExerciseError):
+        check.exercise_8(freeze_all_below)
+    with pytest.raises(ExerciseError, match="difference"):
+        check.exercise_9(lambda: {"random": 10.0, "lm_init": 12.5, "difference": -2.5})
