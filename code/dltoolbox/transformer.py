@@ -134,10 +134,10 @@ class TransformerDecoder(nn.Module):
 
 
 def embed(embedding, pe, tokens):
-    """Scaled token embeddings plus positions: (B, T) ids -> (B, T, C)."""
+    """Token embeddings plus positions, both of unit scale: (B, T) ids -> (B, T, C)."""
     if tokens.shape[1] > pe.shape[0]:
         raise ValueError(f"sequence of length {tokens.shape[1]} is longer than max_len={pe.shape[0]}")
-    return embedding(tokens) * math.sqrt(embedding.embedding_dim) + pe[: tokens.shape[1]]
+    return embedding(tokens) + pe[: tokens.shape[1]]  # (B, T, C)
 
 
 def build_transformer(src_vocab, tgt_vocab, num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128,
