@@ -123,12 +123,12 @@ def _is_empty(folder):
 
 
 def _stage(target, course):
-    """Copy a chapter folder (or one notebook) to nbgrader's course/source/<assignment>/; return the name."""
+    """Copy a chapter folder (or one notebook) to nbgrader's course/source/<assignment>/; return the folder."""
     target = Path(target)
     if not target.exists():
         raise FileNotFoundError(f"no such chapter folder or notebook: {target}")
-    folder = target if target.is_dir() else target.parent
-    chosen = set(notebook_paths([target]))
+    folder = (target if target.is_dir() else target.parent).resolve()
+    chosen = {p.resolve() for p in notebook_paths([target])}
     if not chosen:
         raise ValueError(f"{target}: no notebooks to release")
     dest = course / "source" / folder.name
@@ -136,14 +136,14 @@ def _stage(target, course):
         rel = path.relative_to(folder)
         if SKIPPED & set(rel.parts) or path.is_dir():
             continue
-        if path.suffix == ".md" or (path.suffix == ".ipynb" and path not in chosen):
+        if path.suffix == ".md" or (path.suffix == ".ipynb" and path.resolve() not in chosen):
             continue  # the chapter's book page and notebooks not asked for stay behind
         problems = exercise_problems(nbformat.read(path, as_version=4)) if path.suffix == ".ipynb" else []
         if problems:
             raise ValueError(f"{path}: exercises do not follow the format:\n  " + "\n  ".join(problems))
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest / rel)
-    return folder.name
+    return folder
 
 
 def generate_assignment(course, name):
@@ -181,9 +181,10 @@ def release(targets=None, out="release", force=False):
     written = []
     with tempfile.TemporaryDirectory(prefix="dltoolbox-release-") as tmp:
         course = Path(tmp)
-        names = [_stage(t, course) for t in chapter_folders(targets)]
+        folders = list(dict.fromkeys(_stage(t, course) for t in chapter_folders(targets)))
+        names = [f.name for f in folders]
         if len(set(names)) != len(names):
-            raise ValueError(f"two chapters with the same folder name: {names}")
+            raise ValueError(f"two chapter folders with the same name: {[str(f) for f in folders]}")
         for name in names:
             released = generate_assignment(course, name)
             for nb_path in released.rglob("*.ipynb"):
