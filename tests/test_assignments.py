@@ -92,10 +92,12 @@ def test_fixture_follows_the_format_and_a_malformed_notebook_is_caught():
 
 
 def test_solutions_are_collapsed_behind_a_toggle_in_the_book(tmp_path):
-    """MyST-NB (the book's renderer) puts each `hide-input` solution inside a closed <details> toggle."""
+    """MyST-NB (the book's renderer) puts each `hide-input` solution inside a closed <details> toggle;
+    dltoolbox.assignments_book drops the hidden tests from the page."""
     shutil.copy(PRACTICE, tmp_path)
-    (tmp_path / "conf.py").write_text('extensions = ["myst_nb"]\nnb_execution_mode = "off"\n'
-                                      'html_theme = "sphinx_book_theme"\nroot_doc = "practice"\n')
+    (tmp_path / "conf.py").write_text('extensions = ["myst_nb", "dltoolbox.assignments_book"]\n'
+                                      'nb_execution_mode = "off"\nhtml_theme = "sphinx_book_theme"\n'
+                                      'root_doc = "practice"\n')
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-b", "html", str(tmp_path),
                            str(tmp_path / "html")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -107,6 +109,8 @@ def test_solutions_are_collapsed_behind_a_toggle_in_the_book(tmp_path):
     shown = html_lib.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<details.*?</details>", "", page, flags=re.S)))
     for lines in solution_lines(read(PRACTICE)).values():
         assert any(lines[0] in body for body in hidden) and lines[0] not in shown
+    assert "check.exercise_2(copied_fraction)" in shown
+    assert "HIDDEN TESTS" not in page and "hidden=True" not in page
 
 
 # --- the student release ---------------------------------------------------------------------------
