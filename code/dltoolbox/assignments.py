@@ -245,6 +245,9 @@ def main(argv=None):
     except (FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stopped: no gradebook was written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

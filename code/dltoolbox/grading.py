@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -142,10 +143,23 @@ class GradingClient(NotebookClient):
 
 
 async def _run_with_limit(client, env, limit):
-    """Execute, stopping (and shutting the kernel down) after `limit` seconds in all."""
+    """Execute, stopping (and shutting the kernel down) after `limit` seconds in all, or on Ctrl-C."""
+    loop, stop = asyncio.get_running_loop(), asyncio.Event()
     task = asyncio.ensure_future(client.async_execute(env=env, stderr=subprocess.DEVNULL))
-    done, _ = await asyncio.wait({task}, timeout=limit)
-    if done:
+    deadline = loop.time() + limit
+    try:
+        while not task.done() and not stop.is_set() and loop.time() < deadline:
+            try:  # nbclient's own SIGINT handler only stops the kernel: Ctrl-C should stop the grading
+                loop.add_signal_handler(signal.SIGINT, stop.set)
+            except (RuntimeError, NotImplementedError):
+                pass
+            await asyncio.wait({task}, timeout=min(1.0, max(0.0, deadline - loop.time())))
+    finally:
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (RuntimeError, NotImplementedError):
+            pass
+    if task.done():
         task.result()
         return None
     task.cancel()  # nbclient turns this into DeadKernelError and shuts the kernel down
@@ -153,6 +167,8 @@ async def _run_with_limit(client, env, limit):
         await task
     except (Exception, asyncio.CancelledError):
         pass
+    if stop.is_set():
+        raise KeyboardInterrupt
     return f"the notebook ran longer than {limit} s in all and was stopped"
 
 
