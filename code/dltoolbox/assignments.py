@@ -123,7 +123,7 @@ def _is_empty(folder):
 
 
 def _stage(target, course):
-    """Copy a chapter folder (or one notebook) to nbgrader's course/source/<assignment>/; return the folder."""
+    """Copy a chapter folder (or one notebook) to course/source/<assignment>/; return the folder."""
     target = Path(target)
     if not target.exists():
         raise FileNotFoundError(f"no such chapter folder or notebook: {target}")
