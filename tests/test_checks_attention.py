@@ -56,7 +56,7 @@ SOLUTIONS = {1: additive_weights, 2: attention_entropy, 3: Multiplicative, 4: ca
 @pytest.mark.parametrize("k", sorted(SOLUTIONS))
 @pytest.mark.parametrize("hidden", [False, True])
 def test_reference_solutions_pass(k, hidden, capsys):
-    assert getattr(check, f"exercise_{k}")(SOLUTIONS[k], hidden=hidden)
+    assert getattr(check, f"exercise_{k}")(SOLUTIONS[k], hidden=hidden) is None  # no stray output in a cell
     assert f"✓ Exercise 4.{k} passed" in capsys.readouterr().out
 
 

@@ -1,4 +1,4 @@
-"""Checks for the exercises of the attention chapter (4.1–4.6)."""
+"""Checks for the exercises of the attention chapter (4.1–4.6); each prints its pass line and returns None."""
 import math
 
 import torch
@@ -37,7 +37,7 @@ def exercise_1(additive_weights, hidden=False):
     expect(_close(got, expected), "the weights differ from v^T tanh(W_q q + W_k k_j) followed by a softmax",
            "W_q has shape (H, Cq): W_q q is query @ W_q.T; add it to every position of keys @ W_k.T, "
            "then tanh, then multiply by v")
-    return passed("4.1", "additive attention weights match the package's AdditiveAttention")
+    passed("4.1", "additive attention weights match the package's AdditiveAttention")
 
 
 def exercise_2(attention_entropy, hidden=False):
@@ -57,7 +57,7 @@ def exercise_2(attention_entropy, hidden=False):
            "0 * log 0 counts as 0: use torch.xlogy(w, w) or clamp before the log")
     expect(_close(got, expected, atol=1e-4), "wrong entropies: a uniform row over n positions should give log(n), "
            "a one-hot row 0", "H(w) = -sum_j w_j log w_j, natural log")
-    return passed("4.2", "uniform rows give log n, one-hot rows give 0")
+    passed("4.2", "uniform rows give log n, one-hot rows give 0")
 
 
 def exercise_3(make_attention, hidden=False):
@@ -83,7 +83,7 @@ def exercise_3(make_attention, hidden=False):
     context2, _ = call(module, query, keys, mask, projected, exercise="4.3")
     expect(_close(context2, context), "forward(query, keys, mask, projected_keys) must use project_keys' output",
            "the attention decoder computes project_keys(enc_outputs) once and passes it to every step")
-    return passed("4.3", "multiplicative attention has the same interface and drops into the decoder")
+    passed("4.3", "multiplicative attention has the same interface and drops into the decoder")
 
 
 def exercise_4(causal_attention, hidden=False):
@@ -101,7 +101,7 @@ def exercise_4(causal_attention, hidden=False):
            "mask scores where key j > query i with -inf before the softmax (torch.ones(T, T).tril())")
     expect(_close(got, expected), "the output differs from softmax(Q K^T / sqrt(d) + causal mask) V",
            "divide the scores by sqrt(d), the size of the last axis of the queries")
-    return passed("4.4", "matches torch.nn.functional.scaled_dot_product_attention(is_causal=True)")
+    passed("4.4", "matches torch.nn.functional.scaled_dot_product_attention(is_causal=True)")
 
 
 def exercise_5(attention_memory, hidden=False):
@@ -112,7 +112,7 @@ def exercise_5(attention_memory, hidden=False):
         want = batch * heads * length * length * width
         expect(got == want, f"attention_memory({batch}, {heads}, {length}, {width}) gave {got}, expected {want}",
                "one weight per (query, key) pair, per head, per sentence")
-    return passed("4.5", "8 sentences x 8 heads x 4096 tokens need 4 GiB for one layer's weights")
+    passed("4.5", "8 sentences x 8 heads x 4096 tokens need 4 GiB for one layer's weights")
 
 
 def exercise_6(local_mask, hidden=False):
@@ -127,4 +127,4 @@ def exercise_6(local_mask, hidden=False):
                "keep only j <= i (tril)")
         expect(torch.equal(got, want), f"local_mask({size}, {window}) is wrong: each query must see exactly "
                f"its last {window} positions (fewer at the start)", "combine tril() with triu(-(window - 1))")
-    return passed("4.6", "each query sees a window of fixed size, so the cost grows linearly with T")
+    passed("4.6", "each query sees a window of fixed size, so the cost grows linearly with T")
