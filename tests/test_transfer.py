@@ -69,3 +69,23 @@ def test_freeze_and_prefix_mapping_errors():
         transfer.freeze("not a module")
     with pytest.raises(ValueError, match="no parameters under 'decoder'"):
         transfer.prefix_mapping(nn.Linear(2, 2), "decoder", "lm")
+
+
+def test_target_lm_has_the_decoder_shape_and_copies_into_it():
+    from dltoolbox import seq2seq, translation
+
+    src_vocab, tgt_vocab = translation.source_vocab(), translation.target_vocab()
+    model = seq2seq.build_model(src_vocab, tgt_vocab, num_embed=8, num_hiddens=12, seed=0)
+    torch.manual_seed(1)
+    lm = transfer.LSTMLanguageModel(len(tgt_vocab), num_embed=8, num_hiddens=12)
+    encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    mapping = transfer.decoder_mapping(model, lm)
+    assert sorted(mapping) == sorted("decoder." + n for n, _ in lm.named_parameters())
+    transfer.copy_weights(lm, model, mapping)
+    assert all(torch.equal(v, encoder_before[k]) for k, v in model.encoder.state_dict().items())
+    assert torch.equal(model.decoder.lstm.weight_hh_l0, lm.lstm.weight_hh_l0)
+    sentences = [" ".join(t) for _, t in translation.sample_pairs(20, max_len=6, seed=0)]
+    history = transfer.train_target_lm(lm, sentences, tgt_vocab, num_steps=30, batch_size=8, lr=1e-2, seed=0)
+    assert history["loss"][-1] < history["loss"][0]
+    with pytest.raises(ValueError, match="some sentences"):
+        transfer.train_target_lm(lm, [], tgt_vocab)
