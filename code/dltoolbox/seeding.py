@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 THREADS_ENV_VAR = "DLTOOLBOX_THREADS"
-DEFAULT_THREADS = 2
+DEFAULT_THREADS = 1  # the course's models are small: a second thread costs more CPU than it saves
 
 
 def seed_everything(seed=0, threads=None):
