@@ -21,3 +21,14 @@ def root():
 
 def load(path):
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Unit tests run on one CPU thread, as the notebooks do: tiny models are fastest and reproducible so."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -124,14 +124,6 @@ def test_attention_cost_memory_is_exactly_quadratic():
         attention.fit_exponent([1], [1])
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny_model(decoder=attention.AttentionDecoder, seed=0):
     from dltoolbox import seq2seq, translation
     return seq2seq.build_model(translation.source_vocab(), translation.target_vocab(), num_embed=8,

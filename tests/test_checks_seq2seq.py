@@ -9,14 +9,6 @@ from dltoolbox.checks import ExerciseError
 from dltoolbox.checks import seq2seq as check
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def masked_cross_entropy(logits, targets, pad):
     log_probs = logits.log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)  # (B, T)
     mask = targets != pad

@@ -8,15 +8,6 @@ from dltoolbox import games, imitation, selfplay
 from dltoolbox.games import Games, RandomAgent, ScriptedAgent, State
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks train faster on one thread (and do not spin on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data(one_thread):
     torch.manual_seed(0)

@@ -6,15 +6,6 @@ import torch
 from dltoolbox import neural_lm
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: one thread avoids the cost of waking a second one on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small(vocab_size=7, context=3):
     torch.manual_seed(0)
     return neural_lm.MLPLanguageModel(neural_lm.MLPConfig(vocab_size, context, num_embed=4, num_hiddens=16))

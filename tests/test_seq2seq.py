@@ -9,14 +9,6 @@ SV, TV = tr.source_vocab(), tr.target_vocab()
 PAIRS = tr.sample_pairs(8, 3, 9, seed=11)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_model(reverse=False, seed=0, decoder=None):
     return s2s.build_model(SV, TV, num_embed=16, num_hiddens=32, reverse_source=reverse, seed=seed,
                            decoder=decoder)

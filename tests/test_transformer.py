@@ -6,15 +6,6 @@ from torch import nn
 from dltoolbox import seq2seq, transformer, translation
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and the same everywhere) on one CPU thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model(**kwargs):
     return transformer.build_transformer(translation.source_vocab(), translation.target_vocab(), num_hiddens=16,
                                          num_heads=2, num_layers=2, ffn_hiddens=32, max_len=64, **kwargs)
