@@ -93,6 +93,25 @@ def test_beam_of_one_is_greedy_and_scores_are_log_probabilities(overfit):
     assert score == pytest.approx(-nll.item() * (len(tokens) + 1), abs=1e-4)
 
 
+def test_warmup_linear_schedule_by_hand():
+    factors = [s2s.lr_factor(step, 40, "warmup_linear") for step in range(40)]  # 5% warmup = 2 steps
+    assert factors[:3] == pytest.approx([0.5, 1.0, 38 / 38])
+    assert factors[2:] == pytest.approx([(40 - step) / 38 for step in range(2, 40)])
+    assert all(a >= b for a, b in zip(factors[1:], factors[2:])) and factors[-1] == pytest.approx(1 / 38)
+    assert [s2s.lr_factor(step, 40, "constant") for step in (0, 20, 39)] == [1.0, 1.0, 1.0]
+    assert s2s.lr_factor(0, 1, "warmup_linear") == 1.0  # one step: warm-up of one step, then done
+
+
+def test_train_follows_the_schedule_and_constant_is_unchanged():
+    history = s2s.train(small_model(seed=1), PAIRS, num_steps=20, batch_size=4, lr=1e-2, seed=7,
+                        schedule="warmup_linear")
+    assert history["lr"] == pytest.approx([1e-2 * s2s.lr_factor(i, 20, "warmup_linear") for i in range(20)])
+    plain = s2s.train(small_model(seed=1), PAIRS, num_steps=5, batch_size=4, seed=7)
+    assert plain["lr"] == [3e-3] * 5
+    constant = s2s.train(small_model(seed=1), PAIRS, num_steps=5, batch_size=4, seed=7, schedule="constant")
+    assert constant["loss"] == plain["loss"]
+
+
 class MeanContextDecoder(s2s.LSTMDecoder):
     """A decoder that adds the masked mean of the encoder outputs to its input (uses the signature)."""
 
@@ -125,6 +144,7 @@ def test_decoder_layers_are_named_for_weight_copying():
     (lambda m: s2s.translate(m, ["the", "dog", "sleeps"] * 30), "at most 60"),
     (lambda m: s2s.beam_search(m, "the dog sleeps", beam_size=0), "beam_size"),
     (lambda m: s2s.train(m, PAIRS, num_steps=0), "num_steps"),
+    (lambda m: s2s.train(m, PAIRS, num_steps=2, schedule="cosine"), "schedule"),
     (lambda m: s2s.evaluate(m, []), "at least one pair"),
     (lambda m: s2s.pad_batch([[1], []]), "non-empty"),
 ])

@@ -13,7 +13,8 @@ API (stable; other chapters build on it):
 - ``Seq2Seq(encoder, decoder, src_vocab, tgt_vocab, reverse_source=False)``: ``encode(src, src_lengths)``
   and ``forward(src, src_lengths, y_in, targets=None) -> (logits, loss)``; ``reverse_source`` reverses each
   source inside the model, so data and decoding never change. ``build_model(..., decoder=factory, seed=)``.
-- ``make_batch(pairs, src_vocab, tgt_vocab, device)``, ``train(model, pairs, num_steps, ..., seed) -> history``.
+- ``make_batch(pairs, src_vocab, tgt_vocab, device)``, ``train(model, pairs, num_steps, ..., seed,
+  schedule="constant" | "warmup_linear") -> history``; ``lr_factor(step, num_steps, schedule)``.
 - ``greedy_decode``, ``beam_search(model, sentence, beam_size) -> [(tokens, log_prob), ...]``,
   ``translate(model, sentence, beam_size=1)``; ``evaluate(model, pairs, buckets) -> metrics``.
 """
@@ -167,16 +168,44 @@ def batches(pairs, batch_size, seed=0, pool=8):
             yield [pairs[i] for i in chunks[k]]
 
 
-def train(model, pairs, num_steps=1500, batch_size=64, lr=3e-3, seed=0, clip=1.0, desc="train"):
-    """Adam with teacher forcing on length-sorted random batches, a fixed number of steps; the history."""
+SCHEDULES = ("constant", "warmup_linear")
+WARMUP_FRACTION = 0.05
+
+
+def lr_factor(step, num_steps, schedule="constant"):
+    """The multiple of the peak learning rate at `step` (0-based) of `num_steps`.
+
+    ``"constant"``: 1 throughout. ``"warmup_linear"``: a linear rise over the first 5% of the steps (at
+    least one), then a linear fall towards zero at the end, so the last steps take small, careful ones.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
+    if schedule == "constant":
+        return 1.0
+    warmup = max(1, int(num_steps * WARMUP_FRACTION))
+    if step < warmup:
+        return (step + 1) / warmup
+    return (num_steps - step) / (num_steps - warmup)
+
+
+def train(model, pairs, num_steps=1500, batch_size=64, lr=3e-3, seed=0, clip=1.0, desc="train",
+          schedule="constant"):
+    """Adam with teacher forcing on length-sorted random batches, a fixed number of steps; the history.
+
+    `lr` is the peak learning rate; `schedule` (see :func:`lr_factor`) shapes it over the steps.
+    """
     if num_steps < 1 or batch_size < 1 or not pairs:
         raise ValueError("train needs num_steps >= 1, batch_size >= 1 and some pairs")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history = {"loss": [], "tokens": [], "seconds": []}
+    history = {"loss": [], "tokens": [], "seconds": [], "lr": []}
     model.train()
     start = time.perf_counter()
-    for _, batch in zip(progress(range(num_steps), desc=desc), batches(pairs, batch_size, seed)):
+    for step, batch in zip(progress(range(num_steps), desc=desc), batches(pairs, batch_size, seed)):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * lr_factor(step, num_steps, schedule)
         src, src_lengths, y_in, y_out = make_batch(batch, model.src_vocab, model.tgt_vocab, device)
         _, loss = model(src, src_lengths, y_in, y_out)
         optimizer.zero_grad()
@@ -184,6 +213,7 @@ def train(model, pairs, num_steps=1500, batch_size=64, lr=3e-3, seed=0, clip=1.0
         nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         history["loss"].append(loss.item())
+        history["lr"].append(optimizer.param_groups[0]["lr"])
         history["tokens"].append(int(src_lengths.sum()) + int((y_out != model.tgt_vocab.pad).sum()))
         history["seconds"].append(time.perf_counter() - start)
     model.eval()
