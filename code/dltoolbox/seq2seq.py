@@ -185,7 +185,7 @@ def lr_factor(step, num_steps, schedule="constant"):
     warmup = max(1, int(num_steps * WARMUP_FRACTION))
     if step < warmup:
         return (step + 1) / warmup
-    return (num_steps - step) / (num_steps - warmup)
+    return max(num_steps - step, 0) / max(num_steps - warmup, 1)  # 0 once all steps are taken
 
 
 def train(model, pairs, num_steps=1500, batch_size=64, lr=3e-3, seed=0, clip=1.0, desc="train",
@@ -196,24 +196,22 @@ def train(model, pairs, num_steps=1500, batch_size=64, lr=3e-3, seed=0, clip=1.0
     """
     if num_steps < 1 or batch_size < 1 or not pairs:
         raise ValueError("train needs num_steps >= 1, batch_size >= 1 and some pairs")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, num_steps, schedule))
     history = {"loss": [], "tokens": [], "seconds": [], "lr": []}
     model.train()
     start = time.perf_counter()
-    for step, batch in zip(progress(range(num_steps), desc=desc), batches(pairs, batch_size, seed)):
-        for group in optimizer.param_groups:
-            group["lr"] = lr * lr_factor(step, num_steps, schedule)
+    for _, batch in zip(progress(range(num_steps), desc=desc), batches(pairs, batch_size, seed)):
         src, src_lengths, y_in, y_out = make_batch(batch, model.src_vocab, model.tgt_vocab, device)
         _, loss = model(src, src_lengths, y_in, y_out)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)
+        history["lr"].append(optimizer.param_groups[0]["lr"])  # the rate this step used
         optimizer.step()
+        scheduler.step()
         history["loss"].append(loss.item())
-        history["lr"].append(optimizer.param_groups[0]["lr"])
         history["tokens"].append(int(src_lengths.sum()) + int((y_out != model.tgt_vocab.pad).sum()))
         history["seconds"].append(time.perf_counter() - start)
     model.eval()
