@@ -1,8 +1,9 @@
-"""Numbers that chapter pages show from the course's own runs match the notebooks' stored outputs.
+"""Numbers and tables that chapter pages show from the course's own runs are glued from the notebooks.
 
-A measured table on a chapter page is preceded by a comment naming the notebooks it comes from:
-``<!-- measured in: imitation.ipynb kl_leash.ipynb -->``. Every number in that table must appear in
-those notebooks' stored outputs (the header row aside; to the precision the page prints; a percentage may be a fraction there).
+A page pastes a notebook's table with myst-nb's ``{glue}`` directive (``:doc: notebook.ipynb``) and a
+number with the ``{glue:text}`` role (``notebook.ipynb::key:format``); the build fails on a key that is
+not there. These tests name the missing key without a build, and check that no page copies a table of
+measured numbers by hand.
 """
 import re
 
@@ -10,62 +11,46 @@ import pytest
 
 from conftest import ROOT, chapter_pages, load
 
-MARKER = re.compile(r"<!--\s*measured in:\s*(.+?)\s*-->")
-NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+)(%?)")
+DIRECTIVE = re.compile(r"```\{glue\}\s+(?P<key>[^\n]+)\n:doc:\s*(?P<doc>\S+)")
+ROLE = re.compile(r"\{glue:text\}`(?P<doc>[^`:]+\.ipynb)::(?P<key>[^`]+?)(?::[^:`]*)?`")
+PAGES = chapter_pages()
 
 
-def output_numbers(notebooks):
-    text = []
-    for nb in notebooks:
-        for cell in load(nb)["cells"]:
-            for out in cell.get("outputs", []):
-                text.append("".join(out.get("text", "")))
-                for kind in ("text/plain", "text/markdown", "text/html"):
-                    value = out.get("data", {}).get(kind, "")
-                    text.append("".join(value) if isinstance(value, list) else value)
-    return [float(x) for x in re.findall(r"\d+\.\d+|\d+", " ".join(text))]
+def glued_keys(notebook):
+    """The names glued in a notebook's stored outputs."""
+    keys = set()
+    for cell in load(notebook)["cells"]:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                keys.add(name)
+    return keys
 
 
-def measured_tables(page):
-    """(notebooks, table lines) for each table announced by a `measured in` comment."""
-    lines = page.read_text(encoding="utf-8").splitlines()
-    tables = []
-    for i, line in enumerate(lines):
-        match = MARKER.search(line)
-        if not match:
-            continue
-        rows = []
-        for following in lines[i + 1:]:
-            if following.startswith("|"):
-                rows.append(following)
-            elif rows:
-                break
-        tables.append(([page.parent / name for name in match.group(1).split()], rows))
-    return tables
-
-
-def shown_in(token, percent, numbers):
-    decimals = len(token.split(".")[1])
-    value = float(token)
-    candidates = [value] + ([value / 100] if percent else [])
-    return any(round(x, decimals + (2 if c != value else 0)) == round(c, decimals + (2 if c != value else 0))
-               for x in numbers for c in candidates)
-
-
-PAGES = [p for p in chapter_pages() if MARKER.search(p.read_text(encoding="utf-8"))]
+def references(page):
+    text = page.read_text(encoding="utf-8")
+    return [(m["doc"], m["key"].strip()) for m in list(DIRECTIVE.finditer(text)) + list(ROLE.finditer(text))]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_measured_tables_match_the_stored_outputs(page):
-    for notebooks, rows in measured_tables(page):
-        assert rows, f"{page}: a 'measured in' comment is not followed by a table"
-        numbers = output_numbers(notebooks)
-        stale = [f"{token}{pct} in {row.strip()[:60]}"
-                 for row in rows[1:] for token, pct in NUMBER.findall(row) if not shown_in(token, pct, numbers)]
-        assert stale == [], f"{page}: numbers not in the notebooks' outputs (re-copy them): {stale}"
+def test_glued_keys_exist_in_the_notebooks(page):
+    missing = [(doc, key) for doc, key in references(page) if key not in glued_keys(page.parent / doc)]
+    assert missing == [], f"{page}: glued from a notebook that does not store them (re-run it?): {missing}"
 
 
-def test_the_check_catches_a_stale_number(tmp_path):
-    numbers = [0.71, 1.2764, 4.297]
-    assert shown_in("71.0", "%", numbers) and shown_in("1.276", "", numbers) and shown_in("4.297", "", numbers)
-    assert not shown_in("72.0", "%", numbers) and not shown_in("4.298", "", numbers)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_pages_quoting_measured_numbers_say_where_they_come_from(page):
+    text = page.read_text(encoding="utf-8")
+    if references(page):
+        assert "```{stored-run}" in text, f"{page}: add a stored-run note naming the notebooks"
+
+
+def test_the_patterns_find_references():
+    text = "see {glue:text}`imitation.ipynb::value_win_vs_bc:.1%` and\n```{glue} head_to_head\n:doc: imitation.ipynb\n```"
+    found = [(m["doc"], m["key"]) for m in list(DIRECTIVE.finditer(text)) + list(ROLE.finditer(text))]
+    assert sorted(found) == [("imitation.ipynb", "head_to_head"), ("imitation.ipynb", "value_win_vs_bc")]
+
+
+def test_no_page_copies_a_measured_table_by_hand():
+    for page in PAGES:
+        assert "measured in:" not in page.read_text(encoding="utf-8"), f"{page}: glue the table from the notebook"

@@ -87,3 +87,28 @@ def test_checks_pass_and_fail_with_hints(capsys):
     with pytest.raises(ExerciseError, match="raised ZeroDivisionError"):
         call(lambda: 1 / 0, exercise="1.3")
     assert call(lambda x: x + 1, 1, exercise="1.4") == 2
+
+
+def test_report_outside_a_notebook_prints_nothing(capsys):
+    results.report({"accuracy": 0.5})
+    assert capsys.readouterr().out == ""
+
+
+def test_table_is_markdown_in_jupyter_and_html_in_the_book():
+    table = results.Table("| model | BLEU |\n|---|---|\n| attention | 98.8 |")
+    assert table._repr_markdown_().startswith("| model |") and repr(table) == table.markdown
+    html = table._repr_html_()
+    assert '<table class="table">' in html and "<td>98.8</td>" in html and "<th>BLEU</th>" in html
+    with pytest.raises(ValueError, match="table"):
+        results.Table("no table here")
+
+
+def test_results_page_says_what_a_range_across_kernels_is():
+    from dltoolbox import sphinxext
+
+    assert sphinxext.spread_text(None, 1.0) == "not measured"
+    assert sphinxext.spread_text({"min": 0.5, "max": 0.5}, 0.5) == "same on all"
+    assert sphinxext.spread_text({"min": 0.93, "max": 0.955}, 0.95) == "0.93 – 0.955"
+    sentence = sphinxext.stored_run_sentence({"cpu": "AMD EPYC", "arch": "x86_64", "kernels": "AVX2",
+                                              "torch": "2.13.0", "threads": 1})
+    assert "one stored run" in sentence and "AMD EPYC" in sentence and "AVX2" in sentence and "1 thread)" in sentence

@@ -2,11 +2,20 @@
 
     python -m dltoolbox.notebooks run                     # every notebook under chapters/
     python -m dltoolbox.notebooks run chapters/02_ngrams  # one chapter
+    python -m dltoolbox.notebooks spread                  # results of every notebook on several CPU kernels
+
+`run` records in each notebook's metadata the machine its outputs come from. `spread` executes every
+notebook (copies, never the originals) once per CPU kernel setting, two at a time, and writes the range
+of each results-cell metric to chapters/kernel_spread.json, which the Results page shows.
 """
 import argparse
+import json
 import os
+import platform
 import sys
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -31,8 +40,36 @@ def notebook_paths(paths):
     return found
 
 
-def execute(path, timeout=900):
-    """Run a notebook top to bottom in a fresh kernel, in its own folder, and write it back in place."""
+SPREAD_FILE = ROOT / "chapters" / "kernel_spread.json"
+KERNEL_SETTINGS = {  # name -> environment of the kernel (the same names as dltoolbox.nbval_kernels)
+    "native": {},
+    "default": {"ATEN_CPU_CAPABILITY": "default"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+}
+
+
+def cpu_name():
+    """The processor's model name (as /proc/cpuinfo or the platform reports it)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine():
+    """What the stored outputs were computed on: processor, the CPU kernels PyTorch chose, versions."""
+    import torch
+
+    return {"cpu": cpu_name(), "arch": platform.machine(), "kernels": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__.split("+")[0], "python": platform.python_version(),
+            "threads": int(os.environ.get("DLTOOLBOX_THREADS", 1))}
+
+
+def execute(path, timeout=900, out=None):
+    """Run a notebook top to bottom in a fresh kernel, in its own folder; write it to `out` (default: in place)."""
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
@@ -49,9 +86,47 @@ def execute(path, timeout=900):
     notebook.metadata.get("kernelspec", {}).update(
         {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     )
+    notebook.metadata["dltoolbox"] = {"executed_on": machine()}
     nbformat.validate(notebook)
-    nbformat.write(notebook, path)
+    nbformat.write(notebook, out or path)
     return notebook
+
+
+def _execute_with(setting, path, folder, timeout):
+    """Execute a copy of `path` into `folder` with one kernel setting's environment; its results."""
+    from .results import read_results
+
+    os.environ.update(KERNEL_SETTINGS[setting])
+    out = Path(folder) / setting / path.relative_to(ROOT)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    execute(path, timeout=timeout, out=out)
+    return setting, str(path.relative_to(ROOT)), read_results(out), time.perf_counter() - start
+
+
+def spread(paths, settings, timeout=900, jobs=2, out=SPREAD_FILE):
+    """Execute each notebook under each kernel setting and write every results metric's range to `out`."""
+    unknown = set(settings) - set(KERNEL_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown kernel setting(s) {sorted(unknown)}; choose from {sorted(KERNEL_SETTINGS)}")
+    runs = {}
+    with tempfile.TemporaryDirectory() as folder, ProcessPoolExecutor(jobs) as pool:
+        futures = [pool.submit(_execute_with, s, Path(p).resolve(), folder, timeout)
+                   for p in notebook_paths(paths) for s in settings]
+        for future in futures:
+            setting, name, metrics, seconds = future.result()
+            print(f"  {name} [{setting}] in {seconds:.0f} s", flush=True)
+            runs.setdefault(name, {})[setting] = metrics
+    table = {"machine": {k: v for k, v in machine().items() if k != "kernels"}, "settings":
+             {s: KERNEL_SETTINGS[s] for s in settings}, "notebooks": {}}
+    for name, by_setting in sorted(runs.items()):
+        metrics = {}
+        for metric in next(iter(by_setting.values())):
+            values = {s: by_setting[s][metric] for s in settings if metric in by_setting[s]}
+            metrics[metric] = {"min": min(values.values()), "max": max(values.values()), "values": values}
+        table["notebooks"][name] = metrics
+    Path(out).write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return table
 
 
 def main(argv=None):
@@ -61,8 +136,20 @@ def main(argv=None):
     run = sub.add_parser("run", help="re-execute notebooks and store their outputs")
     run.add_argument("paths", nargs="*", default=[str(ROOT / "chapters")])
     run.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    spread_ = sub.add_parser("spread", help="results of every notebook under several CPU kernel settings")
+    spread_.add_argument("paths", nargs="*", default=[str(ROOT / "chapters")])
+    spread_.add_argument("--settings", default=",".join(KERNEL_SETTINGS),
+                         help=f"comma-separated, from {', '.join(KERNEL_SETTINGS)} (default: all)")
+    spread_.add_argument("--jobs", type=int, default=2, help="notebooks executed at once (one CPU thread each)")
+    spread_.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    spread_.add_argument("--out", default=str(SPREAD_FILE))
     args = parser.parse_args(argv)
     os.environ.setdefault("DLTOOLBOX_DEVICE", "cpu")  # stored outputs are the CPU run's
+    if args.command == "spread":
+        spread(args.paths, [s.strip() for s in args.settings.split(",") if s.strip()], timeout=args.timeout,
+               jobs=args.jobs, out=args.out)
+        print(f"wrote {args.out}")
+        return 0
     for path in notebook_paths(args.paths):
         start = time.perf_counter()
         print(f"running {path} ...", flush=True)

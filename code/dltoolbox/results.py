@@ -9,7 +9,11 @@ RESULTS_TAG = "results"
 
 
 def report(metrics, digits=4):
-    """Return `metrics` as a plain dict of rounded numbers, for a notebook's `results` cell."""
+    """Return `metrics` as a plain dict of rounded numbers, for a notebook's `results` cell.
+
+    In a notebook each metric is also glued (myst-nb) under its name, so a chapter page can quote it:
+    {glue:text}`imitation.ipynb::search_win_vs_bc:.1%`.
+    """
     if not isinstance(metrics, dict) or not metrics:
         raise ValueError("results must be a non-empty dict mapping metric names to numbers")
     out = {}
@@ -23,7 +27,21 @@ def report(metrics, digits=4):
         if not math.isfinite(value):
             raise ValueError(f"metric {name!r} is not finite: {value}")
         out[name] = int(value) if isinstance(value, numbers.Integral) else round(float(value), digits)
+    _glue(out)
     return out
+
+
+def _glue(metrics):
+    """Glue each metric for the book's pages, when running in a notebook kernel."""
+    try:
+        from IPython import get_ipython
+        from myst_nb import glue
+    except ImportError:  # e.g. on Colab without the book's packages: nothing to glue for
+        return
+    if get_ipython() is None or not hasattr(get_ipython(), "kernel"):
+        return
+    for name, value in metrics.items():
+        glue(name, value, display=False)
 
 
 def results_cells(notebook):
@@ -49,3 +67,24 @@ def read_results(path):
             report(value)  # validates
             return value
     raise ValueError(f"{path}: the {RESULTS_TAG!r} cell has no stored result; re-execute the notebook")
+
+
+class Table:
+    """A Markdown table shown as Markdown in Jupyter and as HTML in the book, so pages can glue it."""
+
+    def __init__(self, markdown):
+        if not isinstance(markdown, str) or "|" not in markdown:
+            raise ValueError("Table needs Markdown text with a table in it")
+        self.markdown = markdown
+
+    def __repr__(self):
+        return self.markdown
+
+    def _repr_markdown_(self):
+        return self.markdown
+
+    def _repr_html_(self):
+        from markdown_it import MarkdownIt
+
+        html = MarkdownIt("commonmark").enable("table").render(self.markdown)
+        return html.replace("<table>", '<table class="table">')

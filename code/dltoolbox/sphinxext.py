@@ -1,4 +1,5 @@
 """Sphinx extension: styled, verified interview quotes; the transcript page; the course results table."""
+import json
 import re
 from pathlib import Path
 
@@ -109,12 +110,84 @@ class GlossaryDirective(Directive):
         return [table]
 
 
+def executed_on(path):
+    """The machine a notebook's stored outputs were computed on (its metadata), or None."""
+    notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+    return notebook.get("metadata", {}).get("dltoolbox", {}).get("executed_on")
+
+
+def stored_run_sentence(machine):
+    """What a reader needs to know about stored numbers: one run, on which CPU, and what varies."""
+    threads = machine.get("threads", 1)
+    return (f"The outputs shown are one stored run on an {machine['arch']} CPU ({machine['cpu']}, "
+            f"PyTorch {machine['torch']} with its {machine['kernels']} kernels, {threads} "
+            f"thread{'s' if threads != 1 else ''}). Numbers that come from training differ in their last "
+            "digits on other processors; data, counts and hand-computed examples do not. Each notebook "
+            "asserts its claims with margins that hold on every CPU kernel tested, and the results page "
+            "gives each headline number's range across them.")
+
+
+def note_stored_run(app, doctree):
+    """Put a note under the title of each notebook page naming the machine its outputs come from."""
+    path = Path(app.env.doc2path(app.env.docname))
+    if path.suffix != ".ipynb":
+        return
+    machine = executed_on(path)
+    sections = list(doctree.findall(nodes.section))
+    if machine is None or not sections:
+        return
+    note = nodes.note(classes=["stored-run"])
+    note += nodes.paragraph(text=stored_run_sentence(machine))
+    title = sections[0].next_node(nodes.title)
+    sections[0].insert(sections[0].index(title) + 1, note)
+
+
+class StoredRunDirective(Directive):
+    """On a chapter page: the note on where its notebooks' numbers come from (the notebooks as arguments)."""
+
+    required_arguments = 1
+    final_argument_whitespace = True
+
+    def run(self):
+        env = self.state.document.settings.env
+        here = Path(env.doc2path(env.docname)).parent
+        machines = []
+        for name in self.arguments[0].split():
+            env.note_dependency(str(here / name))
+            machine = executed_on(here / name)
+            if machine is None:
+                raise self.error(f"{name} has no record of the machine it ran on; re-run it with "
+                                 "python -m dltoolbox.notebooks run")
+            machines.append(machine)
+        note = nodes.note(classes=["stored-run"])
+        note += nodes.paragraph(text=stored_run_sentence(machines[0]))
+        return [note]
+
+
+def kernel_spread(root):
+    """The committed ranges of every results metric across CPU kernel settings, or None."""
+    path = Path(root) / "chapters" / "kernel_spread.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def spread_text(entry, stored):
+    """A metric's range across kernels as text: 'same' when every kernel gave the stored value."""
+    if entry is None:
+        return "not measured"
+    low, high = entry["min"], entry["max"]
+    if low == high == stored:
+        return "same on all"
+    return f"{low:g} – {high:g}"
+
+
 class ResultsDirective(Directive):
-    """A table of every chapter notebook's `results` cell."""
+    """A table of every chapter notebook's `results` cell, with each metric's range across CPU kernels."""
 
     def run(self):
         env = self.state.document.settings.env
         root = Path(env.srcdir)
+        spread = kernel_spread(root)
+        env.note_dependency(str(root / "chapters" / "kernel_spread.json"))
         rows = []
         for path in sorted((root / "chapters").rglob("*.ipynb")):
             if ".ipynb_checkpoints" in path.parts:
@@ -126,27 +199,37 @@ class ResultsDirective(Directive):
                 logger.warning(str(error), location=(env.docname, self.lineno))
                 continue
             docname = path.relative_to(root).with_suffix("").as_posix()
+            ranges = (spread or {}).get("notebooks", {}).get(path.relative_to(root).as_posix(), {})
             for i, (name, value) in enumerate(metrics.items()):
-                rows.append((docname if i == 0 else None, name, value))
+                rows.append((docname if i == 0 else None, name, value, spread_text(ranges.get(name), value)))
         table = nodes.table(classes=["course-results"])
-        group = nodes.tgroup(cols=3)
+        group = nodes.tgroup(cols=4)
         table += group
-        for width in (3, 4, 2):
+        for width in (3, 4, 2, 3):
             group += nodes.colspec(colwidth=width)
         head = nodes.thead()
         group += head
-        head += self._row([nodes.Text("notebook"), nodes.Text("metric"), nodes.Text("value")])
+        head += self._row([nodes.Text("notebook"), nodes.Text("metric"), nodes.Text("stored value"),
+                           nodes.Text("range across CPU kernels")])
         body = nodes.tbody()
         group += body
-        for docname, name, value in rows:
+        for docname, name, value, across in rows:
             if docname:
                 ref = nodes.inline()
                 xref = self._doc_ref(docname)
                 ref += xref
             else:
                 ref = nodes.Text("")
-            body += self._row([ref, nodes.literal(text=name), nodes.Text(f"{value:g}")])
-        return [table]
+            body += self._row([ref, nodes.literal(text=name), nodes.Text(f"{value:g}"), nodes.Text(across)])
+        out = []
+        if spread:
+            m = spread["machine"]
+            settings = "; ".join(f"{name}: " + (" ".join(f"{k}={v}" for k, v in env_.items()) or "as PyTorch chooses")
+                                 for name, env_ in spread["settings"].items())
+            out.append(nodes.paragraph(text=f"The range is over one run of each notebook per CPU kernel setting "
+                                            f"({settings}) on an {m['arch']} {m['cpu']} with PyTorch {m['torch']}, "
+                                            "written by python -m dltoolbox.notebooks spread."))
+        return out + [table]
 
     @staticmethod
     def _doc_ref(docname):
@@ -172,5 +255,7 @@ def setup(app):
     app.connect("doctree-resolved", resolve_interview_links)
     app.add_directive("interview-transcript", TranscriptDirective)
     app.add_directive("course-results", ResultsDirective)
+    app.add_directive("stored-run", StoredRunDirective)
+    app.connect("doctree-read", note_stored_run)
     app.add_directive("transcription-glossary", GlossaryDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "0.1"}
