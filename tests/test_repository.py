@@ -1,5 +1,7 @@
-"""The repository keeps its promises: pinned dependencies, a CI script that runs the README's command."""
+"""The repository keeps its promises: pinned dependencies, a CI script that runs the README's command, Binder, Pages."""
 import re
+
+import yaml
 
 from conftest import ROOT
 
@@ -23,7 +25,50 @@ def test_ci_runs_the_readme_test_command():
     assert command in ci
 
 
-def test_pages_workflow_publishes_the_build():
-    workflow = (ROOT / ".github" / "workflows" / "book.yml").read_text()
-    assert "actions/upload-pages-artifact" in workflow and "_build/html" in workflow
-    assert "actions/deploy-pages" in workflow
+def test_binder_runtime_pins_python_3_11_or_later():
+    runtime = (ROOT / "runtime.txt").read_text().strip()  # repo2docker's format: python-X.Y
+    match = re.fullmatch(r"python-(\d+)\.(\d+)", runtime)
+    assert match, runtime
+    assert (int(match[1]), int(match[2])) >= (3, 11)
+
+
+def _steps(job):
+    return [step.get("uses", "") + " " + step.get("run", "") for step in job["steps"]]
+
+
+def test_pages_workflow_publishes_the_build():  # tests every change, deploys only main
+    text = (ROOT / ".github" / "workflows" / "book.yml").read_text()
+    workflow = yaml.safe_load(text)
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads the key `on` as True
+    assert {"push", "pull_request", "workflow_dispatch"} <= set(triggers)
+    assert triggers["push"]["branches"] == ["main"]
+    assert workflow["permissions"] == {"contents": "read"}, "pages/id-token only on the deploy job"
+    assert "concurrency" not in workflow, "the pages concurrency group is the deploy job's alone"
+    jobs = workflow["jobs"]
+    assert set(jobs) == {"test", "build", "deploy"}
+
+    test, build, deploy = jobs["test"], jobs["build"], jobs["deploy"]
+    assert "if" not in test, "the tests run on every push and pull request"
+    setup = next(s for s in test["steps"] if s.get("uses", "").startswith("actions/setup-python@"))
+    assert setup["uses"] == "actions/setup-python@v5"
+    assert str(setup["with"]["python-version"]) == "3.11"
+    assert setup["with"]["cache"] == "pip" and setup["with"]["cache-dependency-path"] == "requirements.txt"
+    assert any("bash .ci/run" in s for s in _steps(test))
+    upload = next(s for s in test["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["uses"] == "actions/upload-artifact@v4" and upload["if"] == "failure()"
+    assert "cuda" not in text.lower(), "no CUDA download: torch comes from requirements.txt"
+
+    assert build["needs"] == "test" or build["needs"] == ["test"]
+    assert "github.event_name == 'push'" in build["if"] and "refs/heads/main" in build["if"]
+    assert "workflow_dispatch" in build["if"]
+    assert any("jupyter-book build . -W -n --keep-going" in s for s in _steps(build))
+    pages = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert pages["uses"] == "actions/upload-pages-artifact@v3" and pages["with"]["path"] == "_build/html"
+    assert "pages" not in build.get("permissions", {}) and "id-token" not in build.get("permissions", {})
+
+    assert deploy["needs"] == "build" or deploy["needs"] == ["build"]
+    assert "github.ref == 'refs/heads/main'" in deploy["if"]
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert deploy["concurrency"] == {"group": "pages", "cancel-in-progress": False}
+    assert deploy["environment"]["name"] == "github-pages"
+    assert any(s.startswith("actions/deploy-pages@v4") for s in _steps(deploy))

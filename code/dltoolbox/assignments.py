@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from .interview import ROOT
+from .locations import ROOT, checkout_path
 from .notebooks import notebook_paths
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -115,7 +115,7 @@ def chapter_folders(paths=None):
     """Chapter folders (or single notebooks) to release: every chapters/NN_* folder holding notebooks."""
     if paths:
         return [Path(p) for p in paths]
-    return [d for d in sorted((ROOT / "chapters").glob("[0-9][0-9]_*")) if notebook_paths([d])]
+    return [d for d in sorted(checkout_path("chapters").glob("[0-9][0-9]_*")) if notebook_paths([d])]
 
 
 def _is_empty(folder):
@@ -226,7 +226,7 @@ def main(argv=None):
     try:
         if args.command == "check":
             bad = 0
-            for path in notebook_paths(args.paths or [str(ROOT / "chapters")]):
+            for path in notebook_paths(args.paths or [str(checkout_path("chapters"))]):
                 problems = exercise_problems(nbformat.read(path, as_version=4), min_exercises=3)
                 bad += bool(problems)
                 print(f"{'✗' if problems else '✓'} {path}" + "".join(f"\n    {p}" for p in problems))

@@ -26,7 +26,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from .assignments import BEGIN_HIDDEN, END_HIDDEN, is_check, is_solution, nbgrader_meta, source_of
-from .interview import ROOT
+from .locations import checkout_path
 from .notebooks import notebook_paths
 
 FIELDS = ["student", "notebook", "exercise", "points", "max_points", "feedback"]
@@ -255,7 +255,7 @@ def grade_notebook(path, source_path, limits=None):
 def find_sources(sources=None):
     """Instructor notebooks by file name (the name a submission keeps), each a list of paths."""
     found = {}
-    for path in notebook_paths(sources or [str(ROOT / "chapters")]):
+    for path in notebook_paths(sources or [str(checkout_path("chapters"))]):
         found.setdefault(path.name, []).append(path)
     return found
 

@@ -17,8 +17,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-TRANSCRIPT = ROOT / "seeds" / "000_236d15bae6bd2c15.txt"
+from .locations import ROOT, data_file  # noqa: F401 (ROOT: the checkout, for the modules that need one)
+
+# A byte-for-byte copy of the course seed, seeds/000_236d15bae6bd2c15.txt, shipped inside the package
+# so that an installed wheel has it too (tests/test_packaging.py checks that the two are identical).
+TRANSCRIPT = data_file("transcript.txt")
 TRANSCRIPT_SHA256 = "47cfecaebfdb6265a51bb4f64ca948be5afc8dba275d95c69417b38f06946f22"
 
 SPEAKERS = {

@@ -3,16 +3,15 @@ import hashlib
 import math
 import re
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
 from . import interview
+from .locations import data_file
 
-DATA = Path(__file__).resolve().parent / "data"
-CORPORA = {
+CORPORA = {  # name -> (file in dltoolbox/data, SHA-256)
     "interview": (interview.TRANSCRIPT, interview.TRANSCRIPT_SHA256),
-    "devil": (DATA / "devils_dictionary.txt", "6a4cdb18a85020e7c57ef435a80d1719104533476d081e7977e0b2dc32a01e6a"),
+    "devil": (data_file("devils_dictionary.txt"), "6a4cdb18a85020e7c57ef435a80d1719104533476d081e7977e0b2dc32a01e6a"),
 }
 LEVELS = ("char", "word", "byte")
 SMOOTHINGS = ("none", "add_k", "kneser_ney")
