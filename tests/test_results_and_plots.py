@@ -112,3 +112,30 @@ def test_results_page_says_what_a_range_across_kernels_is():
     sentence = sphinxext.stored_run_sentence({"cpu": "AMD EPYC", "arch": "x86_64", "kernels": "AVX2",
                                               "torch": "2.13.0", "threads": 1})
     assert "one stored run" in sentence and "AMD EPYC" in sentence and "AVX2" in sentence and "1 thread)" in sentence
+
+
+def _executed(folder, name, metrics):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("report(...)", metadata={"tags": ["results"]}, execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": repr(metrics)}, execution_count=1)]
+    nb.cells = [cell]
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / name)
+    return folder / name
+
+
+def test_spread_records_each_metrics_range_across_kernel_settings(tmp_path):
+    from dltoolbox import notebooks
+
+    source = _executed(tmp_path / "chapters", "demo.ipynb", {"accuracy": 0.9, "seeds": 3})
+    _executed(tmp_path / "default", "demo.ipynb", {"accuracy": 0.85, "seeds": 3})
+    table = notebooks.spread([source], [], out=tmp_path / "spread.json",
+                             reuse={"native": tmp_path / "chapters", "default": tmp_path / "default"})
+    entry = table["notebooks"]["demo.ipynb"]
+    assert entry["accuracy"] == {"min": 0.85, "max": 0.9, "values": {"native": 0.9, "default": 0.85}}
+    assert entry["seeds"]["min"] == entry["seeds"]["max"] == 3
+    assert json.loads((tmp_path / "spread.json").read_text())["settings"]["default"] == {"ATEN_CPU_CAPABILITY": "default"}
+    with pytest.raises(ValueError, match="unknown kernel setting"):
+        notebooks.spread([source], ["avx9000"], out=tmp_path / "x.json")

@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from .interview import ROOT
+from .locations import ROOT
 
 
 def notebook_paths(paths):
@@ -92,37 +92,58 @@ def execute(path, timeout=900, out=None):
     return notebook
 
 
+def _name(path):
+    """A notebook's name in the spread table: its path in the repository (else its file name)."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
+
+
 def _execute_with(setting, path, folder, timeout):
     """Execute a copy of `path` into `folder` with one kernel setting's environment; its results."""
     from .results import read_results
 
     os.environ.update(KERNEL_SETTINGS[setting])
-    out = Path(folder) / setting / path.relative_to(ROOT)
+    out = Path(folder) / setting / _name(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     execute(path, timeout=timeout, out=out)
-    return setting, str(path.relative_to(ROOT)), read_results(out), time.perf_counter() - start
+    return setting, _name(path), read_results(out), time.perf_counter() - start
 
 
-def spread(paths, settings, timeout=900, jobs=2, out=SPREAD_FILE):
-    """Execute each notebook under each kernel setting and write every results metric's range to `out`."""
-    unknown = set(settings) - set(KERNEL_SETTINGS)
+def spread(paths, settings, timeout=900, jobs=2, out=SPREAD_FILE, reuse=None):
+    """Execute each notebook under each kernel setting and write every results metric's range to `out`.
+
+    `reuse` maps a setting to a folder of notebooks already executed with it (found by file name), e.g.
+    {"native": "chapters"}: their stored results are read instead of running them again.
+    """
+    from .results import read_results
+
+    reuse = {s: Path(f) for s, f in (reuse or {}).items()}
+    unknown = (set(settings) | set(reuse)) - set(KERNEL_SETTINGS)
     if unknown:
         raise ValueError(f"unknown kernel setting(s) {sorted(unknown)}; choose from {sorted(KERNEL_SETTINGS)}")
+    notebooks = [Path(p).resolve() for p in notebook_paths(paths)]
     runs = {}
+    for setting, folder in reuse.items():
+        for path in notebooks:
+            found = [q for q in folder.rglob(path.name) if ".ipynb_checkpoints" not in q.parts]
+            if len(found) != 1:
+                raise FileNotFoundError(f"{folder}: expected one executed {path.name}, found {len(found)}")
+            runs.setdefault(_name(path), {})[setting] = read_results(found[0])
     with tempfile.TemporaryDirectory() as folder, ProcessPoolExecutor(jobs) as pool:
-        futures = [pool.submit(_execute_with, s, Path(p).resolve(), folder, timeout)
-                   for p in notebook_paths(paths) for s in settings]
+        futures = [pool.submit(_execute_with, s, p, folder, timeout)
+                   for p in notebooks for s in settings if s not in reuse]
         for future in futures:
             setting, name, metrics, seconds = future.result()
             print(f"  {name} [{setting}] in {seconds:.0f} s", flush=True)
             runs.setdefault(name, {})[setting] = metrics
-    table = {"machine": {k: v for k, v in machine().items() if k != "kernels"}, "settings":
-             {s: KERNEL_SETTINGS[s] for s in settings}, "notebooks": {}}
+    order = [s for s in KERNEL_SETTINGS if s in set(settings) | set(reuse)]
+    table = {"machine": {k: v for k, v in machine().items() if k != "kernels"},
+             "settings": {s: KERNEL_SETTINGS[s] for s in order}, "notebooks": {}}
     for name, by_setting in sorted(runs.items()):
         metrics = {}
-        for metric in next(iter(by_setting.values())):
-            values = {s: by_setting[s][metric] for s in settings if metric in by_setting[s]}
+        for metric in by_setting[order[0]]:
+            values = {s: by_setting[s][metric] for s in order if metric in by_setting[s]}
             metrics[metric] = {"min": min(values.values()), "max": max(values.values()), "values": values}
         table["notebooks"][name] = metrics
     Path(out).write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -143,11 +164,15 @@ def main(argv=None):
     spread_.add_argument("--jobs", type=int, default=2, help="notebooks executed at once (one CPU thread each)")
     spread_.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     spread_.add_argument("--out", default=str(SPREAD_FILE))
+    spread_.add_argument("--reuse", action="append", default=[], metavar="SETTING=FOLDER",
+                         help="read that setting's results from notebooks already executed with it "
+                              "(e.g. native=chapters: the stored outputs)")
     args = parser.parse_args(argv)
     os.environ.setdefault("DLTOOLBOX_DEVICE", "cpu")  # stored outputs are the CPU run's
     if args.command == "spread":
+        reuse = dict(item.split("=", 1) for item in args.reuse)
         spread(args.paths, [s.strip() for s in args.settings.split(",") if s.strip()], timeout=args.timeout,
-               jobs=args.jobs, out=args.out)
+               jobs=args.jobs, out=args.out, reuse=reuse)
         print(f"wrote {args.out}")
         return 0
     for path in notebook_paths(args.paths):

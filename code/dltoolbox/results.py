@@ -31,13 +31,25 @@ def report(metrics, digits=4):
     return out
 
 
+def glue(name, value, display=True):
+    """myst-nb's glue: store `value` under `name` for the book's pages (and show it, if `display`).
+
+    Where myst-nb is not installed (e.g. on Colab) the value is only shown.
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+            show(value)
+        return
+    myst_glue(name, value, display=display)
+
+
 def _glue(metrics):
     """Glue each metric for the book's pages, when running in a notebook kernel."""
-    try:
-        from IPython import get_ipython
-        from myst_nb import glue
-    except ImportError:  # e.g. on Colab without the book's packages: nothing to glue for
-        return
+    from IPython import get_ipython
+
     if get_ipython() is None or not hasattr(get_ipython(), "kernel"):
         return
     for name, value in metrics.items():
