@@ -83,3 +83,23 @@ def test_stored_outputs_name_the_machine_they_come_from(path):
     machine = load(path)["metadata"].get("dltoolbox", {}).get("executed_on")
     assert machine, "re-run with python -m dltoolbox.notebooks run, which records the machine"
     assert {"cpu", "arch", "kernels", "torch", "threads"} <= set(machine)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_first_code_cell_sets_up_colab_and_is_hidden_in_the_book(path):
+    from dltoolbox.notebooks import COLAB_CELL
+
+    first = code_cells(path)[0]
+    assert "".join(first["source"]) == COLAB_CELL, "insert dltoolbox.notebooks.COLAB_CELL as the first code cell"
+    assert "remove-cell" in tags(first) and first["outputs"] == [], "hidden in the book, silent off Colab"
+
+
+def test_colab_cell_clones_the_repository_the_book_names():
+    import yaml
+    from dltoolbox.notebooks import COLAB_CELL, REPOSITORY
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["repository"]["url"] == REPOSITORY and REPOSITORY in COLAB_CELL
+    namespace = {}
+    exec(COLAB_CELL, namespace)  # off Colab: nothing happens, nothing is cloned
+    assert "subprocess" not in namespace

@@ -41,6 +41,18 @@ def notebook_paths(paths):
 
 
 SPREAD_FILE = ROOT / "chapters" / "kernel_spread.json"
+REPOSITORY = "https://github.com/deep-learning-toolbox/course"  # as in _config.yml (a test checks)
+# The first code cell of every chapter notebook (hidden in the book): on Colab it fetches the course's
+# package and the one library Colab lacks; anywhere else it does nothing.
+COLAB_CELL = f"""# On Google Colab only (anywhere else this does nothing): get the course's helper package.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run(["git", "clone", "--depth", "1", "{REPOSITORY}", "/content/course"], check=False)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sacrebleu==2.6.0"], check=True)
+    sys.path.insert(0, "/content/course/code")"""
 KERNEL_SETTINGS = {  # name -> environment of the kernel (the same names as dltoolbox.nbval_kernels)
     "native": {},
     "default": {"ATEN_CPU_CAPABILITY": "default"},
