@@ -62,3 +62,29 @@ def test_results_page_lists_every_notebook(html):
     for nb in sorted((ROOT / "chapters").rglob("*.ipynb")):
         if ".ipynb_checkpoints" not in nb.parts:
             assert nb.stem in page
+
+
+def test_no_hidden_test_reaches_the_built_book_or_its_downloads(html):
+    leaks = [str(p.relative_to(html)) for p in html.rglob("*") if p.is_file()
+             and p.suffix not in (".png", ".jpg", ".woff", ".woff2", ".ttf", ".eot")
+             and b"BEGIN HIDDEN TESTS" in p.read_bytes()]
+    assert leaks == []
+    downloads = list(html.rglob("_sources/**/*.ipynb"))
+    assert downloads, "the notebooks are offered for download"
+    for path in downloads:
+        text = path.read_text()
+        assert "hidden=True" not in text, path
+        if "### BEGIN SOLUTION" in text:
+            assert "check.exercise_" in text, f"{path}: the visible check call stays"
+
+
+def test_glued_tables_and_numbers_and_the_stored_run_notes_render(html):
+    page = (html / "chapters/04_attention/index.html").read_text()
+    assert page.count("<table") >= 2 and "exact match, attention" in page
+    assert 'class="admonition note stored-run"' in page or "stored-run" in page
+    replays = (html / "chapters/05_replays/index.html").read_text()
+    assert "pasted-text" in replays and "{glue" not in replays
+    notebook = (html / "chapters/04_attention/attention.html").read_text()
+    assert "one stored run on an" in notebook
+    results = (html / "chapters/results.html").read_text()
+    assert "range across CPU kernels" in results

@@ -1,10 +1,12 @@
 """Sphinx extension: the book shows each exercise's check call, not its hidden tests.
 
 Add ``dltoolbox.assignments_book`` to ``sphinx: extra_extensions`` in ``_config.yml``. The notebooks
-keep their ``### BEGIN HIDDEN TESTS`` blocks (the autograder needs them); only the rendered page drops
-them. Solutions need nothing here: their ``hide-input`` tag puts them behind a toggle.
+keep their ``### BEGIN HIDDEN TESTS`` blocks (the autograder needs them); the rendered page drops them,
+and so do the notebooks the book offers for download (its ``_sources`` copies). Solutions need nothing
+here: their ``hide-input`` tag puts them behind a toggle.
 """
 import re
+from pathlib import Path
 
 from docutils import nodes
 
@@ -23,6 +25,24 @@ def strip_hidden_tests(app, doctree):
             block += nodes.Text(shown)
 
 
+def strip_hidden_tests_from_downloads(app, exception):
+    """Remove hidden-test blocks from every notebook copied into the built book (the download button)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    import nbformat
+
+    for path in Path(app.outdir).rglob("*.ipynb"):
+        notebook = nbformat.read(path, as_version=4)
+        changed = False
+        for cell in notebook.cells:
+            if cell.cell_type == "code" and "### BEGIN HIDDEN TESTS" in cell.source:
+                cell.source = HIDDEN_BLOCK.sub("", cell.source + "\n").rstrip("\n")
+                changed = True
+        if changed:
+            nbformat.write(notebook, path)
+
+
 def setup(app):
     app.connect("doctree-read", strip_hidden_tests)
+    app.connect("build-finished", strip_hidden_tests_from_downloads)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
