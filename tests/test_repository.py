@@ -6,16 +6,61 @@ import yaml
 from conftest import ROOT
 
 
+CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
+
+
+def lock():
+    """requirements.txt as {normalised name: pinned version}."""
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[canonical(name)] = version.strip()
+    return pins
+
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def test_every_requirement_is_pinned_exactly():
     lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
     lines = [l for l in lines if l]
-    assert "-e ./code" in lines
-    unpinned = [l for l in lines if l != "-e ./code" and not re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+==[^=\s]+", l)]
+    assert "-e ./code" in lines and CPU_INDEX in lines
+    unpinned = [l for l in lines if l not in ("-e ./code", CPU_INDEX)
+                and not re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+==[^=\s]+", l)]
     assert unpinned == []
     names = {l.split("==")[0].lower() for l in lines}
     for needed in ["jupyter-book", "myst-nb", "torch", "ipywidgets", "nbval", "nbgrader", "tqdm", "sacrebleu"]:
         assert needed in names, needed
     assert "jupyter-book==1.0.4.post1" in lines and "torch==2.13.0" in lines
+
+
+def test_direct_dependencies_are_pinned_inside_their_ranges():
+    from packaging.requirements import Requirement
+
+    pins = lock()
+    for line in (ROOT / "requirements.in").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            requirement = Requirement(line)
+            name = canonical(requirement.name)
+            assert name in pins, f"{name} is a direct dependency but not in the lock"
+            assert requirement.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} vs {line}"
+
+
+def test_the_lock_is_complete():
+    """Every package installed beside the course (from requirements.txt) is pinned there, at that version."""
+    import importlib.metadata
+
+    pins = lock()
+    bundled = {"pip", "dltoolbox"}  # pip comes with the venv; the course's own package is -e ./code
+    installed = {canonical(d.metadata["Name"]): d.version.split("+")[0] for d in importlib.metadata.distributions()}
+    unpinned = sorted(name for name in installed if name not in pins and name not in bundled)
+    assert unpinned == [], f"installed but missing from requirements.txt: {unpinned}"
+    differ = sorted((n, v, pins[n]) for n, v in installed.items() if n in pins and v != pins[n])
+    assert differ == [], f"installed versions differ from the lock: {differ}"
 
 
 def test_ci_runs_the_readme_test_command():

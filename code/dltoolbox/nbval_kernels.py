@@ -1,14 +1,15 @@
-"""A pytest plugin: nbval validates every notebook once more on other CPU kernels.
+"""A pytest plugin: nbval runs each notebook with the CPU kernels you choose, by default not your own.
 
 PyTorch and MKL choose vector kernels per processor, so training digits differ between machines. The
 stored outputs come from one run; nbval compares them exactly only in cells whose output is the same
 on every machine (the others are tagged ``nbval-ignore-output`` and protected by assertions). Running
-the notebooks again with other kernels forced on this machine checks both halves of that rule: the
-compared cells really are processor-independent, and the asserted claims hold on other digits.
+the notebooks with other kernels forced on this machine checks both halves of that rule: the compared
+cells really are processor-independent, and the asserted claims hold on other digits.
 
-    pytest --nbval-cpu-kernels=default        # native run, then each notebook with ATen's scalar kernels
-    pytest --nbval-cpu-kernels=default,avx2   # and with AVX2 kernels in ATen and MKL
-    pytest --nbval-cpu-kernels=               # the native run only
+    pytest --nbval-cpu-kernels=default         # each notebook with ATen's scalar kernels (pytest.ini)
+    pytest --nbval-cpu-kernels=native,default  # on this processor's own kernels too
+    pytest --nbval-cpu-kernels=native          # plain nbval
+    pytest --nbval-cpu-kernels=avx2            # AVX2 kernels in ATen and MKL
 """
 import contextlib
 import os
@@ -17,18 +18,16 @@ import pytest
 
 from .notebooks import KERNEL_SETTINGS
 
-# Environment of each named kernel setting, applied to the notebook's kernel only.
-CPU_KERNELS = {name: env for name, env in KERNEL_SETTINGS.items() if env}
-MARK = "DLTOOLBOX_CPU_KERNELS"  # set in a variant's kernel to the setting's name
+MARK = "DLTOOLBOX_CPU_KERNELS"  # set in a forced kernel to the setting's name
 
 
 def parse_kernels(value):
-    """The kernel setting names in a comma-separated list; a clear error for an unknown one."""
+    """The kernel setting names in a comma-separated list; a clear error for an unknown one or none."""
     names = [name.strip() for name in (value or "").split(",") if name.strip()]
-    unknown = [name for name in names if name not in CPU_KERNELS]
-    if unknown:
-        raise pytest.UsageError(f"--nbval-cpu-kernels: unknown setting(s) {unknown}; "
-                                f"choose from {sorted(CPU_KERNELS)}")
+    unknown = [name for name in names if name not in KERNEL_SETTINGS]
+    if unknown or not names:
+        raise pytest.UsageError(f"--nbval-cpu-kernels: unknown or no setting ({value!r}); "
+                                f"choose one or more of {', '.join(KERNEL_SETTINGS)}")
     return names
 
 
@@ -49,19 +48,35 @@ def environment(changes):
 
 def pytest_addoption(parser):
     group = parser.getgroup("nbval")
-    group.addoption("--nbval-cpu-kernels", action="store", default="",
-                    help="also validate every notebook with these CPU kernel settings, comma-separated: "
-                         + ", ".join(f"{k} ({' '.join(f'{a}={b}' for a, b in v.items())})"
-                                     for k, v in CPU_KERNELS.items()))
+    group.addoption("--nbval-cpu-kernels", action="store", default="native",
+                    help="validate every notebook with these CPU kernel settings, comma-separated: "
+                         + ", ".join(f"{k} ({' '.join(f'{a}={b}' for a, b in v.items()) or 'as PyTorch chooses'})"
+                                     for k, v in KERNEL_SETTINGS.items()) + " (default: native)")
 
 
 def pytest_configure(config):
-    for setting in parse_kernels(config.getoption("nbval_cpu_kernels")):
-        config.pluginmanager.register(KernelVariant(setting), name=f"dltoolbox-cpu-kernels-{setting}")
+    config._dltoolbox_cpu_kernels = parse_kernels(config.getoption("nbval_cpu_kernels"))
+    for setting in config._dltoolbox_cpu_kernels:
+        if KERNEL_SETTINGS[setting]:
+            config.pluginmanager.register(KernelVariant(setting), name=f"dltoolbox-cpu-kernels-{setting}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without `native` in the settings, drop nbval's own run of each notebook (it uses this CPU's kernels)."""
+    if "native" in config._dltoolbox_cpu_kernels:
+        return
+    from nbval.plugin import IPyNbFile
+
+    native = [item for item in items
+              if isinstance(item.parent, IPyNbFile) and getattr(item.parent, "setting", None) is None]
+    if native:
+        config.hook.pytest_deselected(items=native)
+        dropped = set(native)
+        items[:] = [item for item in items if item not in dropped]
 
 
 class KernelVariant:
-    """Collects each notebook a second time, as `<path>[<setting>]`, to run under one kernel setting."""
+    """Collects each notebook again, as `<path>[<setting>]`, to run in a kernel with that setting's environment."""
 
     def __init__(self, setting):
         self.setting = setting
@@ -72,13 +87,13 @@ class KernelVariant:
             return None
         from nbval.plugin import IPyNbFile
 
-        setting = self.setting
-
         class KernelNbFile(IPyNbFile):
+            setting = self.setting
+
             def setup(self):
-                with environment({**CPU_KERNELS[setting], MARK: setting}):
+                with environment({**KERNEL_SETTINGS[self.setting], MARK: self.setting}):
                     super().setup()  # starts the kernel, which inherits this environment
 
         rel = os.path.relpath(file_path, config.rootpath).replace(os.sep, "/")
-        return KernelNbFile.from_parent(parent, path=file_path, name=f"{file_path.name}[{setting}]",
-                                        nodeid=f"{rel}[{setting}]")
+        return KernelNbFile.from_parent(parent, path=file_path, name=f"{file_path.name}[{self.setting}]",
+                                        nodeid=f"{rel}[{self.setting}]")
