@@ -190,8 +190,8 @@ class ResultsDirective(Directive):
         env.note_dependency(str(root / "chapters" / "kernel_spread.json"))
         rows = []
         for path in sorted((root / "chapters").rglob("*.ipynb")):
-            if ".ipynb_checkpoints" in path.parts:
-                continue
+            if path.relative_to(root).with_suffix("").as_posix() not in env.found_docs:
+                continue  # not in the table of contents (a checkpoint, a scratch copy)
             env.note_dependency(str(path))
             try:
                 metrics = results.read_results(path)
