@@ -53,10 +53,14 @@ def test_direct_dependencies_are_pinned_inside_their_ranges():
 def test_the_lock_is_complete():
     """Every package installed beside the course (from requirements.txt) is pinned there, at that version."""
     import importlib.metadata
+    import sysconfig
 
     pins = lock()
     bundled = {"pip", "dltoolbox"}  # pip comes with the venv; the course's own package is -e ./code
-    installed = {canonical(d.metadata["Name"]): d.version.split("+")[0] for d in importlib.metadata.distributions()}
+    # site-packages only: setuptools puts its vendored copies (setuptools/_vendor) on sys.path when imported
+    site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    installed = {canonical(d.metadata["Name"]): d.version.split("+")[0]
+                 for d in importlib.metadata.distributions(path=site)}
     unpinned = sorted(name for name in installed if name not in pins and name not in bundled)
     assert unpinned == [], f"installed but missing from requirements.txt: {unpinned}"
     differ = sorted((n, v, pins[n]) for n, v in installed.items() if n in pins and v != pins[n])
