@@ -103,3 +103,17 @@ def test_colab_cell_clones_the_repository_the_book_names():
     namespace = {}
     exec(COLAB_CELL, namespace)  # off Colab: nothing happens, nothing is cloned
     assert "subprocess" not in namespace
+
+
+def test_the_kernel_spread_is_of_the_stored_run():
+    """chapters/kernel_spread.json was written from the stored outputs: refresh it after `notebooks run`."""
+    import json
+
+    from dltoolbox.results import read_results
+
+    spread = json.loads((ROOT / "chapters" / "kernel_spread.json").read_text())
+    assert set(spread["notebooks"]) == set(IDS)
+    for path, name in zip(NOTEBOOKS, IDS):
+        native = {metric: entry["values"]["native"] for metric, entry in spread["notebooks"][name].items()}
+        assert native == read_results(path), f"{name}: re-run python -m dltoolbox.notebooks spread"
+        assert all(e["min"] <= e["values"]["native"] <= e["max"] for e in spread["notebooks"][name].values())

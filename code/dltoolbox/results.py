@@ -99,4 +99,6 @@ class Table:
         from markdown_it import MarkdownIt
 
         html = MarkdownIt("commonmark").enable("table").render(self.markdown)
-        return html.replace("<table>", '<table class="table">')
+        # the book theme's classes: styled like the page's own tables, scrolling sideways when too wide
+        return html.replace("<table>", '<div class="pst-scrollable-table-container"><table class="table">') \
+                   .replace("</table>", "</table></div>")

@@ -160,7 +160,8 @@ class StoredRunDirective(Directive):
                                  "python -m dltoolbox.notebooks run")
             machines.append(machine)
         note = nodes.note(classes=["stored-run"])
-        note += nodes.paragraph(text=stored_run_sentence(machines[0]))
+        for machine in {json.dumps(m, sort_keys=True): m for m in machines}.values():  # one per machine
+            note += nodes.paragraph(text=stored_run_sentence(machine))
         return [note]
 
 
