@@ -106,9 +106,9 @@ def test_table_is_markdown_in_jupyter_and_html_in_the_book():
 def test_results_page_says_what_a_range_across_kernels_is():
     from dltoolbox import sphinxext
 
-    assert sphinxext.spread_text(None, 1.0) == "not measured"
-    assert sphinxext.spread_text({"min": 0.5, "max": 0.5}, 0.5) == "same on all"
-    assert sphinxext.spread_text({"min": 0.93, "max": 0.955}, 0.95) == "0.93 – 0.955"
+    assert sphinxext.spread_text(None, 1.0) == "1 (range not measured)"
+    assert sphinxext.spread_text({"min": 0.5, "max": 0.5}, 0.5) == "0.5"
+    assert sphinxext.spread_text({"min": 0.93, "max": 0.955}, 0.95) == "0.95 (0.93–0.955)"
     sentence = sphinxext.stored_run_sentence({"cpu": "AMD EPYC", "arch": "x86_64", "kernels": "AVX2",
                                               "torch": "2.13.0", "threads": 1})
     assert "one stored run" in sentence and "AMD EPYC" in sentence and "AVX2" in sentence and "1 thread)" in sentence

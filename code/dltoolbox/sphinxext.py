@@ -172,13 +172,13 @@ def kernel_spread(root):
 
 
 def spread_text(entry, stored):
-    """A metric's range across kernels as text: 'same' when every kernel gave the stored value."""
+    """A stored metric with its range across kernels: '0.95 (0.93–0.95)', or the value alone when all agree."""
     if entry is None:
-        return "not measured"
+        return f"{stored:g} (range not measured)"
     low, high = entry["min"], entry["max"]
     if low == high == stored:
-        return "same on all"
-    return f"{low:g} – {high:g}"
+        return f"{stored:g}"
+    return f"{stored:g} ({low:g}–{high:g})"
 
 
 class ResultsDirective(Directive):
@@ -202,32 +202,32 @@ class ResultsDirective(Directive):
             docname = path.relative_to(root).with_suffix("").as_posix()
             ranges = (spread or {}).get("notebooks", {}).get(path.relative_to(root).as_posix(), {})
             for i, (name, value) in enumerate(metrics.items()):
-                rows.append((docname if i == 0 else None, name, value, spread_text(ranges.get(name), value)))
+                rows.append((docname if i == 0 else None, name, spread_text(ranges.get(name), value)))
         table = nodes.table(classes=["course-results"])
-        group = nodes.tgroup(cols=4)
+        group = nodes.tgroup(cols=3)
         table += group
-        for width in (3, 4, 2, 3):
+        for width in (3, 4, 3):
             group += nodes.colspec(colwidth=width)
         head = nodes.thead()
         group += head
-        head += self._row([nodes.Text("notebook"), nodes.Text("metric"), nodes.Text("stored value"),
-                           nodes.Text("range across CPU kernels")])
+        head += self._row([nodes.Text("notebook"), nodes.Text("metric"),
+                           nodes.Text("stored value (range across CPU kernels)")])
         body = nodes.tbody()
         group += body
-        for docname, name, value, across in rows:
+        for docname, name, shown in rows:
             if docname:
                 ref = nodes.inline()
                 xref = self._doc_ref(docname)
                 ref += xref
             else:
                 ref = nodes.Text("")
-            body += self._row([ref, nodes.literal(text=name), nodes.Text(f"{value:g}"), nodes.Text(across)])
+            body += self._row([ref, nodes.literal(text=name), nodes.Text(shown)])
         out = []
         if spread:
             m = spread["machine"]
             settings = "; ".join(f"{name}: " + (" ".join(f"{k}={v}" for k, v in env_.items()) or "as PyTorch chooses")
                                  for name, env_ in spread["settings"].items())
-            out.append(nodes.paragraph(text=f"The range is over one run of each notebook per CPU kernel setting "
+            out.append(nodes.paragraph(text=f"A range in brackets is over one run of each notebook per CPU kernel setting "
                                             f"({settings}) on an {m['arch']} {m['cpu']} with PyTorch {m['torch']}, "
                                             "written by python -m dltoolbox.notebooks spread."))
         return out + [table]
