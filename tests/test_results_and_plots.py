@@ -139,3 +139,21 @@ def test_spread_records_each_metrics_range_across_kernel_settings(tmp_path):
     assert json.loads((tmp_path / "spread.json").read_text())["settings"]["default"] == {"ATEN_CPU_CAPABILITY": "default"}
     with pytest.raises(ValueError, match="unknown kernel setting"):
         notebooks.spread([source], ["avx9000"], out=tmp_path / "x.json")
+
+
+def test_spread_runs_each_setting_in_its_own_environment(tmp_path):
+    """A native run after a forced one (same worker) must not inherit the forced kernel's environment."""
+    import nbformat
+
+    from dltoolbox import notebooks
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        'import os\nfrom dltoolbox.results import report\n'
+        'report({"forced": int(os.environ.get("ATEN_CPU_CAPABILITY") == "default")})',
+        metadata={"tags": ["results"]})]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "probe.ipynb")
+    table = notebooks.spread([tmp_path / "probe.ipynb"], ["default", "native"], jobs=1, timeout=120,
+                             out=tmp_path / "spread.json")
+    assert table["notebooks"]["probe.ipynb"]["forced"]["values"] == {"native": 0, "default": 1}

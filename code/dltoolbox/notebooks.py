@@ -114,6 +114,9 @@ def _execute_with(setting, path, folder, timeout):
     """Execute a copy of `path` into `folder` with one kernel setting's environment; its results."""
     from .results import read_results
 
+    for env in KERNEL_SETTINGS.values():  # a clean slate: nothing left over from another setting's run
+        for key in env:
+            os.environ.pop(key, None)
     os.environ.update(KERNEL_SETTINGS[setting])
     out = Path(folder) / setting / _name(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +145,8 @@ def spread(paths, settings, timeout=900, jobs=2, out=SPREAD_FILE, reuse=None):
             if len(found) != 1:
                 raise FileNotFoundError(f"{folder}: expected one executed {path.name}, found {len(found)}")
             runs.setdefault(_name(path), {})[setting] = read_results(found[0])
-    with tempfile.TemporaryDirectory() as folder, ProcessPoolExecutor(jobs) as pool:
+    # one fresh process per run: the kernel inherits only that setting's environment
+    with tempfile.TemporaryDirectory() as folder, ProcessPoolExecutor(jobs, max_tasks_per_child=1) as pool:
         futures = [pool.submit(_execute_with, s, p, folder, timeout)
                    for p in notebooks for s in settings if s not in reuse]
         for future in futures:
