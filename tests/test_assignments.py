@@ -13,7 +13,8 @@ import nbformat
 import pytest
 
 from conftest import ROOT, chapter_notebooks
-from dltoolbox import assignments, grading
+from dltoolbox import assignments
+from dltoolbox.classroom import grading
 
 FIXTURES = ROOT / "tests" / "fixtures"
 SOURCE = FIXTURES / "source"
@@ -183,7 +184,7 @@ def test_instructor_notebook_and_right_answers_score_full_marks(graded):
     _, grades = graded
     assert score(grades, "teacher") == (5.0, 5.0)
     assert score(grades, "ada") == (5.0, 5.0)
-    assert grades["ada", "ex1-check"]["feedback"] == "✓ Exercise 0.1 passed: variance(data) = 4.0"
+    assert grades["ada", "ex1-check"]["feedback"] == "✓ Exercise 0.1 passed: variance(data) = 4.0; hidden tests passed"
 
 
 @pytest.mark.parametrize("student, exercise, feedback", [
@@ -229,7 +230,8 @@ def test_gradebook_is_written_as_csv_and_json(graded, capsys):
     data = json.loads((folder / "gradebook" / "grades.json").read_text())
     assert data["totals"]["dan"] == {"points": 3.0, "max_points": 5.0}
     executed = read(folder / "gradebook" / "executed" / "ada" / "00_practice" / "practice.ipynb")
-    assert "### BEGIN HIDDEN TESTS" in "".join(c.source for c in executed.cells)  # hidden tests applied
+    ran = "".join(c.source for c in executed.cells)  # the visible checks ran in the kernel; the judge ran the rest
+    assert "check.exercise_1(variance)" in ran and "### BEGIN HIDDEN TESTS" not in ran and "hidden=True" not in ran
     assert assignments.main(["grade", str(folder / "submitted"), "--source", str(SOURCE),
                              "--out", str(folder / "gradebook")]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
@@ -241,12 +243,29 @@ def test_hanging_submission_ends_within_its_timeout(tmp_path):
     nb.cells[6].source = ("import time\ndef variance(xs):\n    while True:\n        try:\n"
                           "            time.sleep(0.05)\n        except KeyboardInterrupt:\n            pass")
     nb.cells.insert(7, nbformat.v4.new_code_cell("variance(data)"))
-    path = tmp_path / "stubborn" / "practice.ipynb"
-    path.parent.mkdir()
-    nbformat.write(nb, path)
     start = time.perf_counter()
     limits = grading.Limits(timeout=2, cell_timeout=2, notebook_timeout=6)
-    rows, _ = grading.grade_notebook(path, PRACTICE, limits)
+    rows, _ = grading.grade_notebook(nbformat.writes(nb), PRACTICE, limits)
     assert time.perf_counter() - start < 6 + 30  # the limit, plus starting and stopping a kernel
     assert all(r["points"] == 0 for r in rows)
     assert "ran longer than 6 s in all" in rows[-1]["feedback"]
+
+
+def test_released_package_has_the_visible_checks_but_no_hidden_tests(released):
+    out, _ = released
+    package = out / "dltoolbox-package"
+    files = {p.relative_to(package).as_posix(): p for p in package.rglob("*") if p.is_file()}
+    assert "pyproject.toml" in files and "dltoolbox/checks/ngram.py" in files
+    assert not any(name.startswith("dltoolbox/classroom/hidden") for name in files)
+    hidden_strings = ["the cat sat on the mat", "[3.0]", "(1, 3), (399, 400)", "500.0", "manual_seed(5)"]
+    for name, path in files.items():
+        if name.endswith(".py"):
+            text = path.read_text(encoding="utf-8")
+            assert not [h for h in hidden_strings if h in text], name
+    probe = ("from dltoolbox.checks import practice, ngram\n"
+             "practice.exercise_1(lambda xs: 4.0)\n"
+             "try:\n    ngram.exercise_2(len, hidden=True)\nexcept AssertionError as error:\n    print(error)\n")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(package), "PATH": "/usr/bin:/bin", "PYTHONSAFEPATH": "1"}, cwd=out)
+    assert run.returncode == 0, run.stderr
+    assert "✓ Exercise 0.1 passed" in run.stdout and "hidden tests are not part of this copy" in run.stdout

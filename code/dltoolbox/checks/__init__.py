@@ -3,7 +3,15 @@
 Each chapter's checks live in a module named after its idea (``checks/ngram.py`` ...), built on
 :func:`expect` and :func:`passed`. A failing check raises :class:`ExerciseError` (an AssertionError,
 so nbgrader counts it as a failed test) whose message says what is wrong and how to look for it.
+
+A checker touches the student's work only through :func:`call`, :func:`probe` and :func:`answer`, and
+only compares plain results (numbers, arrays, tensors, dicts). The classroom grader relies on it: it
+runs the checker in its own clean process and hands it stand-ins for the student's objects, which run
+the student's code inside the sandbox and send back plain data (``dltoolbox.classroom``).
+Hidden cases (``hidden=True``) come from :func:`hidden_cases`: they are kept on the instructor's side
+(``dltoolbox.classroom.hidden``), which the package handed to students does not contain.
 """
+import importlib
 
 
 class ExerciseError(AssertionError):
@@ -39,3 +47,32 @@ def call(function, *args, exercise="", **kwargs):
     except Exception as error:
         raise ExerciseError(f"✗ Exercise {exercise}: your function raised "
                             f"{type(error).__name__}: {error}") from error
+
+
+def _remote(args):
+    """The grader's stand-in among `args`, if any (it runs code where the student's objects live)."""
+    return next((a for a in args if hasattr(type(a), "_dltoolbox_probe")), None)
+
+
+def probe(helper, *args, exercise=""):
+    """Run `helper(*args)` where the student's objects live; it must return plain data."""
+    remote = _remote(args)
+    if remote is not None:
+        return call(lambda *a: type(remote)._dltoolbox_probe(remote, helper, a), *args, exercise=exercise)
+    return call(helper, *args, exercise=exercise)
+
+
+def answer(value, exercise=""):
+    """A value the student set (a number, a list ...), as plain data."""
+    remote = _remote([value])
+    return call(type(remote)._dltoolbox_value, remote, exercise=exercise) if remote is not None else value
+
+
+def hidden_cases(module, exercise):
+    """The instructor's hidden cases of `exercise` in checks module `module`."""
+    try:
+        hidden = importlib.import_module(f"dltoolbox.classroom.hidden.{module.rsplit('.', 1)[-1]}")
+    except ModuleNotFoundError:
+        raise ExerciseError("✗ the hidden tests are not part of this copy of the course package: "
+                            "the instructor's grader runs them") from None
+    return getattr(hidden, exercise)

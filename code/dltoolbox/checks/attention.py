@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import call, expect, passed
+from . import call, expect, hidden_cases, passed, probe
 from ..attention import AdditiveAttention, causal_mask, padding_mask
 
 
@@ -14,12 +14,12 @@ def _close(a, b, atol=1e-5):
 
 def exercise_1(additive_weights, hidden=False):
     """4.1: additive attention weights softmax(v^T tanh(W_q q + W_k k_j)) with padding masked out."""
-    g = torch.Generator().manual_seed(11 if hidden else 1)
-    B, T, Cq, Ck, H = (5, 9, 3, 4, 6) if hidden else (2, 4, 2, 3, 5)
+    seed, (B, T, Cq, Ck, H), scale = hidden_cases(__name__, "exercise_1") if hidden else (1, (2, 4, 2, 3, 5), 1.0)
+    g = torch.Generator().manual_seed(seed)
     reference = AdditiveAttention(Cq, Ck, H)
     with torch.no_grad():
         for p in reference.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * (4.0 if hidden else 1.0))
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
     query, keys = torch.randn(B, Cq, generator=g), torch.randn(B, T, Ck, generator=g)
     lengths = torch.tensor([T, 1, 2, T - 1, 3][:B])
     mask = padding_mask(lengths, T)
@@ -45,10 +45,7 @@ def exercise_2(attention_entropy, hidden=False):
     rows = torch.tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
     expected = torch.tensor([math.log(4), 0.0, math.log(2)])
     if hidden:
-        g = torch.Generator().manual_seed(5)
-        rows = torch.softmax(torch.randn(3, 6, 7, generator=g) * 3, -1)
-        rows[0, 0] = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
-        expected = -(rows * rows.clamp_min(1e-30).log()).sum(-1)
+        rows, expected = hidden_cases(__name__, "exercise_2")()
     got = call(attention_entropy, rows, exercise="4.2")
     expect(isinstance(got, torch.Tensor) and got.shape == expected.shape,
            f"expected one entropy per row, shape {tuple(expected.shape)}, got {getattr(got, 'shape', got)}",
@@ -60,36 +57,47 @@ def exercise_2(attention_entropy, hidden=False):
     passed("4.2", "uniform rows give log n, one-hot rows give 0")
 
 
-def exercise_3(make_attention, hidden=False):
-    """4.3: multiplicative ("general") attention score q^T W k with the AdditiveAttention interface."""
-    g = torch.Generator().manual_seed(7 if hidden else 3)
-    Cq, Ck, B, T = (5, 6, 4, 8) if hidden else (3, 4, 2, 5)
+def _multiplicative_outputs(make_attention, weight, query, keys, mask):
+    """What the student's module gives with W set to `weight`: its W's shape, context, weights."""
+    Cq, Ck = weight.shape
     module = call(make_attention, Cq, Ck, exercise="4.3")
-    expect(isinstance(getattr(module, "W", None), torch.nn.Linear) and module.W.weight.shape == (Cq, Ck),
-           "the module needs an attribute W = nn.Linear(key_size, query_size, bias=False)",
-           "W maps a key to query space, so its weight has shape (query_size, key_size)")
+    W = getattr(module, "W", None)
+    if not isinstance(W, torch.nn.Linear) or W.weight.shape != (Cq, Ck):
+        return {"W": list(getattr(getattr(W, "weight", None), "shape", []))}
     with torch.no_grad():
-        module.W.weight.copy_(torch.randn(Cq, Ck, generator=g))
-    query, keys = torch.randn(B, Cq, generator=g), torch.randn(B, T, Ck, generator=g)
-    mask = padding_mask(torch.tensor([T, 2, 1, T][:B]), T)
-    scores = torch.einsum("bq,btq->bt", query, keys @ module.W.weight.T).masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, -1)
-    context, got = call(module, query, keys, mask, exercise="4.3")
-    expect(_close(got, weights), "the weights are not softmax over j of q^T W k_j (with padding masked out)",
-           "score = (W(keys) * query[:, None, :]).sum(-1), then mask, then softmax over the source")
-    expect(_close(context, torch.bmm(weights[:, None], keys)[:, 0]),
-           "the context is not the weighted sum of the keys", "context = (weights[:, :, None] * keys).sum(1)")
+        W.weight.copy_(weight)
+    context, weights = call(module, query, keys, mask, exercise="4.3")
     projected = call(module.project_keys, keys, exercise="4.3")
     context2, _ = call(module, query, keys, mask, projected, exercise="4.3")
-    expect(_close(context2, context), "forward(query, keys, mask, projected_keys) must use project_keys' output",
+    return {"W": [Cq, Ck], "context": context, "weights": weights, "projected_context": context2}
+
+
+def exercise_3(make_attention, hidden=False):
+    """4.3: multiplicative ("general") attention score q^T W k with the AdditiveAttention interface."""
+    seed, (Cq, Ck, B, T) = hidden_cases(__name__, "exercise_3") if hidden else (3, (3, 4, 2, 5))
+    g = torch.Generator().manual_seed(seed)
+    weight = torch.randn(Cq, Ck, generator=g)
+    query, keys = torch.randn(B, Cq, generator=g), torch.randn(B, T, Ck, generator=g)
+    mask = padding_mask(torch.tensor([T, 2, 1, T][:B]), T)
+    got = probe(_multiplicative_outputs, make_attention, weight, query, keys, mask, exercise="4.3")
+    expect(got["W"] == [Cq, Ck], "the module needs an attribute W = nn.Linear(key_size, query_size, bias=False)",
+           "W maps a key to query space, so its weight has shape (query_size, key_size)")
+    scores = torch.einsum("bq,btq->bt", query, keys @ weight.T).masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, -1)
+    expect(_close(got["weights"], weights), "the weights are not softmax over j of q^T W k_j (with padding masked out)",
+           "score = (W(keys) * query[:, None, :]).sum(-1), then mask, then softmax over the source")
+    expect(_close(got["context"], torch.bmm(weights[:, None], keys)[:, 0]),
+           "the context is not the weighted sum of the keys", "context = (weights[:, :, None] * keys).sum(1)")
+    expect(_close(got["projected_context"], got["context"]),
+           "forward(query, keys, mask, projected_keys) must use project_keys' output",
            "the attention decoder computes project_keys(enc_outputs) once and passes it to every step")
     passed("4.3", "multiplicative attention has the same interface and drops into the decoder")
 
 
 def exercise_4(causal_attention, hidden=False):
     """4.4: causal scaled dot-product attention written out, checked against PyTorch."""
-    g = torch.Generator().manual_seed(9 if hidden else 4)
-    shape = (2, 3, 7, 5) if hidden else (1, 4, 3)
+    seed, shape = hidden_cases(__name__, "exercise_4") if hidden else (4, (1, 4, 3))
+    g = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(shape, generator=g) for _ in range(3))
     got = call(causal_attention, q, k, v, exercise="4.4")
     expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -106,7 +114,7 @@ def exercise_4(causal_attention, hidden=False):
 
 def exercise_5(attention_memory, hidden=False):
     """4.5: bytes of the attention weights of one layer: batch * heads * T * T * bytes per number."""
-    cases = [(1, 1, 64, 4), (8, 8, 4096, 4)] + ([(3, 2, 100, 2), (1, 12, 2048, 8)] if hidden else [])
+    cases = [(1, 1, 64, 4), (8, 8, 4096, 4)] + (hidden_cases(__name__, "exercise_5") if hidden else [])
     for batch, heads, length, width in cases:
         got = call(attention_memory, batch, heads, length, width, exercise="4.5")
         want = batch * heads * length * length * width
@@ -117,7 +125,7 @@ def exercise_5(attention_memory, hidden=False):
 
 def exercise_6(local_mask, hidden=False):
     """4.6: a sliding-window causal mask: query i sees keys i - window + 1 ... i."""
-    for size, window in ([(6, 2), (5, 1), (4, 9)] + ([(33, 4), (64, 16)] if hidden else [])):
+    for size, window in [(6, 2), (5, 1), (4, 9)] + (hidden_cases(__name__, "exercise_6") if hidden else []):
         got = call(local_mask, size, window, exercise="4.6")
         i, j = torch.arange(size)[:, None], torch.arange(size)[None, :]
         want = (j <= i) & (j > i - window)

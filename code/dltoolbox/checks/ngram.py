@@ -1,7 +1,7 @@
 """Checks for the exercises of chapter 2 (n-gram language models)."""
 import numpy as np
 
-from . import call, expect, passed
+from . import call, expect, hidden_cases, passed
 from .. import ngram
 
 
@@ -15,8 +15,7 @@ def exercise_1(bigram_table, hidden=False):
     """Exercise 2.1: an add-k bigram table, rows = previous character, columns = next character."""
     cases = [("abracadabra", "abcdr", 1.0), ("abracadabra", "abcdrz", 0.1)]
     if hidden:
-        cases = [("the cat sat on the mat", sorted(set("the cat sat on the mat")) + ["q"], 0.5),
-                 ("aaaa", "ab", 2.0)]
+        cases = hidden_cases(__name__, "exercise_1")
     for text, vocab, k in cases:
         table = np.asarray(call(bigram_table, text, list(vocab), k, exercise="2.1"), dtype=float)
         V = len(vocab)
@@ -47,8 +46,7 @@ def exercise_2(copied_fraction, hidden=False):
     """Exercise 2.2: the fraction of a sample's character n-grams found in the training text."""
     cases = [("abcabc", "xxabcx", 3), ("hello", "hello world", 5), ("zzzz", "abc", 2)]
     if hidden:
-        cases = [("the cat sat on the mat", "a cat on a mat", 4), ("aaaab", "aa", 2),
-                 ("the the the", "the", 3), ("abcdefg", "abcdefg", 7)]
+        cases = hidden_cases(__name__, "exercise_2")
     for sample, train_text, n in cases:
         got = float(call(copied_fraction, sample, train_text, n, exercise="2.2"))
         want = _reference_copied(sample, train_text, n)
@@ -63,11 +61,12 @@ def exercise_2(copied_fraction, hidden=False):
 
 def exercise_3(interpolated_log2_probs, hidden=False):
     """Exercise 2.3: Jelinek-Mercer interpolation of fitted n-gram models."""
-    text = "abracadabra alakazam" if not hidden else "the cat sat on the mat and the rat sat too"
+    text, tests, weights_list, odd = "abracadabra alakazam", None, [[0.2, 0.3, 0.5]], "qzq"
+    if hidden:
+        text, tests, weights_list, odd = hidden_cases(__name__, "exercise_3")
+    tests = tests or [text[:8], "zabraq"[1:]]
     vocab = sorted(set(text) | {"q"})
     models = [ngram.NGramModel(n, "none").fit(text, vocab=vocab) for n in (1, 2, 3)]
-    tests = [text[:8], "zabraq"[1:]] if not hidden else [text[5:20], "qqq", "the rat"]
-    weights_list = [[0.2, 0.3, 0.5]] if not hidden else [[0.6, 0.3, 0.1], [0.0, 0.0, 1.0]]
     uniform = ngram.NGramModel(1, "add_k", k=1e9).fit(text, vocab=vocab)  # as good as uniform
     for weights in weights_list:
         for tokens in tests:
@@ -80,8 +79,7 @@ def exercise_3(interpolated_log2_probs, hidden=False):
             expect(close.all(), f"weights {weights}, tokens {tokens!r}: got {np.round(got, 4).tolist()}, "
                    f"expected {np.round(want, 4).tolist()}",
                    "mix probabilities, not log probabilities: log2(sum_i w_i * 2 ** log2 p_i)")
-    mixed = call(interpolated_log2_probs, [models[2], uniform], [0.9, 0.1], "qzq" if not hidden else "qqq",
-                 exercise="2.3")
+    mixed = call(interpolated_log2_probs, [models[2], uniform], [0.9, 0.1], odd, exercise="2.3")
     expect(np.isfinite(mixed).all(), "mixing with a (near) uniform model should give every token P > 0",
            "the mixture is a sum of probabilities; any positive weight on a positive probability keeps it > 0")
     for bad in ([0.5, 0.6, 0.2], [0.5, 0.5]):

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import torch
 
-from . import call, expect, passed
+from . import call, expect, hidden_cases, passed, probe
 from ..games import Games, legal_mask, sample_moves, tactics
 
 
@@ -17,7 +17,7 @@ def _wilson(k, n, z=1.96):
 
 def exercise_1(wilson, hidden=False):
     """Exercise 5.1: the Wilson score interval."""
-    cases = [(340, 400), (200, 400), (0, 400)] + ([(1, 3), (399, 400), (45, 60)] if hidden else [])
+    cases = [(340, 400), (200, 400), (0, 400)] + (hidden_cases(__name__, "exercise_1") if hidden else [])
     for k, n in cases:
         got = call(wilson, k, n, exercise="5.1")
         expect(isinstance(got, tuple) and len(got) == 2, f"wilson({k}, {n}) should return a (low, high) tuple")
@@ -39,12 +39,13 @@ def _improve(prior, q, beta):
 
 def exercise_2(improve, hidden=False):
     """Exercise 5.2: one-step policy improvement prior * exp(beta * Q), normalised."""
-    rng = np.random.default_rng(7 if hidden else 3)
+    seed, more_betas = hidden_cases(__name__, "exercise_2") if hidden else (3, [])
+    rng = np.random.default_rng(seed)
     prior = rng.random((6, 7)) * (rng.random((6, 7)) < 0.8)
     prior[:, 3] += 0.1
     prior /= prior.sum(1, keepdims=True)
     q = rng.random((6, 7))
-    for beta in ([0.0, 4.0, 50.0] + ([500.0] if hidden else [])):
+    for beta in [0.0, 4.0, 50.0] + more_betas:
         got = np.asarray(call(improve, prior.copy(), q.copy(), beta, exercise="5.2"), dtype=float)
         expect(got.shape == prior.shape, f"expected probabilities of shape {prior.shape}, got {got.shape}")
         expect(np.all(np.isfinite(got)), f"beta={beta}: your probabilities contain NaN or inf",
@@ -94,7 +95,7 @@ def exercise_3(safe_probs, hidden=False):
     """Exercise 5.3: remove the moves that hand the opponent an immediate win."""
     boards = _boards()
     if hidden:
-        boards = np.concatenate([boards, _random_positions(11, 40)])
+        boards = np.concatenate([boards, _random_positions(*hidden_cases(__name__, "exercise_3"))])
     probs = legal_mask(boards) * np.linspace(1, 2, 7)[None]
     probs = probs / probs.sum(1, keepdims=True)
     got = np.asarray(call(safe_probs, probs.copy(), boards.copy(), exercise="5.3"), dtype=float)
@@ -117,7 +118,7 @@ def _kl(policy_logits, reference_logits, masks):
 
 def exercise_4(kl_divergence, hidden=False):
     """Exercise 5.4: KL(reference || policy) over legal moves, averaged over positions."""
-    gen = torch.Generator().manual_seed(5 if hidden else 1)
+    gen = torch.Generator().manual_seed(hidden_cases(__name__, "exercise_4") if hidden else 1)
     p, q = torch.randn(8, 7, generator=gen), torch.randn(8, 7, generator=gen)
     masks = torch.rand(8, 7, generator=gen) < 0.7
     masks[:, 2] = True
@@ -134,28 +135,38 @@ def exercise_4(kl_divergence, hidden=False):
     return passed("5.4", f"KL = {float(got):.4f} nats on the check's positions")
 
 
+def _loss_and_gradient(policy_gradient_loss, logits, moves, rewards):
+    """The student's loss on log_softmax(logits) and its gradient with respect to the logits."""
+    logits = logits.clone().requires_grad_(True)
+    got = call(policy_gradient_loss, torch.log_softmax(logits, 1), moves, rewards, exercise="5.5")
+    out = {"scalar": torch.is_tensor(got) and got.dim() == 0, "requires_grad": bool(getattr(got, "requires_grad", 0))}
+    if out["scalar"] and out["requires_grad"]:
+        out.update(loss=got.detach(), grad=torch.autograd.grad(got, logits)[0])
+    return out
+
+
 def exercise_5(policy_gradient_loss, hidden=False):
     """Exercise 5.5: the REINFORCE loss -mean(reward * log pi(move))."""
-    gen = torch.Generator().manual_seed(9 if hidden else 2)
-    logits = torch.randn(10, 7, generator=gen, requires_grad=True)
-    log_probs = torch.log_softmax(logits, 1)
+    gen = torch.Generator().manual_seed(hidden_cases(__name__, "exercise_5") if hidden else 2)
+    logits = torch.randn(10, 7, generator=gen)
     moves = torch.randint(7, (10,), generator=gen)
     rewards = torch.tensor([1.0, -1.0, 0.0, 1.0, 1.0, -1.0, -1.0, 1.0, 0.0, 1.0])
-    got = call(policy_gradient_loss, log_probs, moves, rewards, exercise="5.5")
+    got = probe(_loss_and_gradient, policy_gradient_loss, logits, moves, rewards, exercise="5.5")
+    log_probs = torch.log_softmax(logits, 1)
     want = -(rewards * log_probs.gather(1, moves[:, None])[:, 0]).mean()
-    expect(torch.is_tensor(got) and got.dim() == 0, "return a scalar tensor")
-    expect(got.requires_grad, "the loss must keep the graph (do not call .item() or .detach())")
-    expect(not torch.allclose(got, -want), "the sign is flipped: minimising your loss would make winning moves rarer",
+    expect(got["scalar"], "return a scalar tensor")
+    expect(got["requires_grad"], "the loss must keep the graph (do not call .item() or .detach())")
+    loss = got["loss"]
+    expect(not torch.allclose(loss, -want), "the sign is flipped: minimising your loss would make winning moves rarer",
            "the loss is minus the reward-weighted log-probability")
-    torch.testing.assert_close(got, want, msg="your loss differs from -mean(reward * log pi(move))")
-    (grad,) = torch.autograd.grad(got, logits)
-    expect(float(grad[2].abs().sum()) == 0, "a drawn game (reward 0) must give no gradient")
+    torch.testing.assert_close(loss, want, msg="your loss differs from -mean(reward * log pi(move))")
+    expect(float(got["grad"][2].abs().sum()) == 0, "a drawn game (reward 0) must give no gradient")
     return passed("5.5", "winning moves become likelier, losing ones rarer")
 
 
 def exercise_6(symmetric_probs, net, hidden=False):
     """Exercise 5.6: a policy made exactly left-right symmetric by averaging over the mirror image."""
-    boards = _random_positions(4 if hidden else 0, 12)
+    boards = _random_positions(hidden_cases(__name__, "exercise_6") if hidden else 0, 12)
     masks = legal_mask(boards)
     got = np.asarray(call(symmetric_probs, net, boards.copy(), masks.copy(), exercise="5.6"), dtype=float)
     expect(got.shape == masks.shape, f"expected shape {masks.shape}, got {got.shape}")

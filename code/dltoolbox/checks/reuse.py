@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn as nn
 
-from . import call, expect, passed
+from . import call, expect, hidden_cases, passed, probe
 from .. import fewshot, frozen, transfer
 
 
@@ -21,7 +21,7 @@ def exercise_1(prototype_logits, hidden=False):
     """6.1: minus squared Euclidean distance from each query to each class mean, shape (E, Q, N)."""
     cases = [(1, dict()), (2, dict(E=1, n_way=2, k_shot=1, n_query=1, dim=2))]
     if hidden:
-        cases += [(3, dict(E=5, n_way=5, k_shot=5, n_query=4, dim=16)), (4, dict(E=2, n_way=3, k_shot=3, dim=1))]
+        cases += hidden_cases(__name__, "exercise_1")
     for seed, kw in cases:
         support, labels, query, n_way = _episode(seed, **kw)
         got = call(prototype_logits, support, labels, query, n_way, exercise="6.1")
@@ -42,8 +42,7 @@ def exercise_2(mean_and_ci, hidden=False):
     """6.2: the mean accuracy over episodes and the 95% confidence half-width 1.96·s/√n."""
     samples = [[1.0, 0.0, 1.0, 1.0], [0.2, 0.4, 0.6, 0.8, 1.0]]
     if hidden:
-        g = torch.Generator().manual_seed(0)
-        samples += [torch.rand(600, generator=g).tolist(), [0.5, 0.5]]
+        samples += hidden_cases(__name__, "exercise_2")()
     for xs in samples:
         got = call(mean_and_ci, torch.tensor(xs), exercise="6.2")
         expect(isinstance(got, tuple) and len(got) == 2, "return a tuple (mean, half_width)")
@@ -58,7 +57,7 @@ def exercise_2(mean_and_ci, hidden=False):
 
 def exercise_3(cosine_prototype_logits, hidden=False):
     """6.3: scale × cosine similarity between each query and each class mean."""
-    for seed in ([5, 6, 7] if hidden else [5]):
+    for seed in hidden_cases(__name__, "exercise_3") if hidden else [5]:
         support, labels, query, n_way = _episode(seed)
         got = call(cosine_prototype_logits, support, labels, query, n_way, 10.0, exercise="6.3")
         protos = fewshot.class_means(support, labels, n_way)
@@ -76,7 +75,7 @@ def exercise_4(prefix_targets, hidden=False):
     """6.4: targets for a caption after a P-token prefix: -100 everywhere except positions P-1 .. P+T-2."""
     cases = [(torch.tensor([[5, 6, 7, 1]]), 1), (torch.tensor([[5, 6, 9, 1], [5, 6, 8, 1]]), 2)]
     if hidden:
-        cases += [(torch.tensor([[3, 4]]), 3), (torch.randint(0, 30, (4, 6), generator=torch.Generator().manual_seed(0)), 4)]
+        cases += hidden_cases(__name__, "exercise_4")()
     for caps, P in cases:
         got = call(prefix_targets, caps, P, exercise="6.4")
         want = torch.full((caps.shape[0], P + caps.shape[1]), -100, dtype=torch.int64)
@@ -97,10 +96,7 @@ def exercise_5(forced_choice, hidden=False):
     cands = torch.tensor([[2, 3], [1, 2]])
     cases = [(logits, cands, torch.tensor([3, 2]))]
     if hidden:
-        g = torch.Generator().manual_seed(1)
-        L = torch.randn(20, 30, generator=g)
-        C = torch.stack([torch.randperm(30, generator=g)[:3] for _ in range(20)])
-        cases.append((L, C, C.gather(1, L.gather(1, C).argmax(1, keepdim=True)).squeeze(1)))
+        cases.append(hidden_cases(__name__, "exercise_5")())
     for L, C, want in cases:
         got = call(forced_choice, L, C, exercise="6.5")
         expect(isinstance(got, torch.Tensor) and got.shape == want.shape, f"expected shape {tuple(want.shape)}")
@@ -111,7 +107,7 @@ def exercise_5(forced_choice, hidden=False):
 
 def exercise_6(naming_chance_gap, hidden=False):
     """6.6: a dict with forced-choice accuracy, its chance level 1/N and their difference, for N ways."""
-    for n_way in ([3, 4] if hidden else [3]):
+    for n_way in hidden_cases(__name__, "exercise_6") if hidden else [3]:
         got = call(naming_chance_gap, n_way, exercise="6.6")
         expect(isinstance(got, dict) and {"forced_choice", "chance", "gap"} <= set(got),
                "return a dict with keys 'forced_choice', 'chance', 'gap'")
@@ -130,35 +126,46 @@ def _pair(seed):
     return src, dst
 
 
+def _copy_outcome(copy_by_name, mapping, mismatch):
+    """The target's tensors after the student's copy, whether it shares memory, what a mismatch raised."""
+    src, dst = _pair(0)
+    call(copy_by_name, src, dst, mapping, exercise="6.7")
+    after = {k: v.clone() for k, v in dst.state_dict().items()}
+    shared = after and dst.state_dict()["0.weight"].data_ptr() == src.state_dict()["0.weight"].data_ptr()
+    raised = None
+    if mismatch:
+        try:
+            copy_by_name(src, dst, mismatch)
+            raised = ""
+        except Exception as error:  # noqa: BLE001
+            raised = type(error).__name__
+    return {"after": after, "shared": bool(shared), "raised": raised}
+
+
 def exercise_7(copy_by_name, hidden=False):
     """6.7: copy the named tensors and nothing else; a shape mismatch is a ValueError."""
+    mapping, mismatch = ({"0.weight": "0.weight"}, None) if not hidden else hidden_cases(__name__, "exercise_7")
     src, dst = _pair(0)
     before = {k: v.clone() for k, v in dst.state_dict().items()}
-    mapping = {"0.weight": "0.weight"} if not hidden else {"0.weight": "0.weight", "1.bias": "1.bias"}
-    call(copy_by_name, src, dst, mapping, exercise="6.7")
-    after = dst.state_dict()
+    got = probe(_copy_outcome, copy_by_name, mapping, mismatch, exercise="6.7")
+    after = got["after"]
+    expect(isinstance(after, dict) and sorted(after) == sorted(before), "the target's parameters changed names")
     for name in after:
         if name in mapping:
             expect(torch.equal(after[name], src.state_dict()[mapping[name]]), f"{name} was not copied")
         else:
             expect(torch.equal(after[name], before[name]), f"{name} changed but was not in the mapping",
                    "copy only the tensors named in the mapping")
-    expect(after["0.weight"].data_ptr() != src.state_dict()["0.weight"].data_ptr(),
+    expect(not got["shared"],
            "target now shares memory with the source", "copy the values (tensor.copy_), do not assign the tensor")
-    if hidden:
-        try:
-            copy_by_name(src, dst, {"2.weight": "1.weight"})
-        except ValueError:
-            pass
-        except Exception as error:  # noqa: BLE001
-            expect(False, f"a shape mismatch raised {type(error).__name__}, expected ValueError")
-        else:
-            expect(False, "copying a (3, 4) tensor into a (2, 3) one did not raise", "check shapes first")
+    if mismatch:
+        expect(got["raised"] != "", "copying a (3, 4) tensor into a (2, 3) one did not raise", "check shapes first")
+        expect(got["raised"] == "ValueError", f"a shape mismatch raised {got['raised']}, expected ValueError")
     return passed("6.7", "exactly the intended tensors were copied")
 
 
-def exercise_8(freeze_module, hidden=False):
-    """6.8: after freezing, a training step leaves the module unchanged and gives it no gradients."""
+def _freeze_outcome(freeze_module):
+    """A small net trained one step after the student froze its first layer: what changed, what got gradients."""
     torch.manual_seed(1)
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     call(freeze_module, net[0], exercise="6.8")
@@ -166,14 +173,25 @@ def exercise_8(freeze_module, hidden=False):
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.5)
     net(torch.randn(16, 4)).pow(2).sum().backward()
     opt.step()
-    expect(all(not p.requires_grad for p in net[0].parameters()), "frozen parameters still require gradients",
+    return {"frozen": all(not p.requires_grad for p in net[0].parameters()), "frozen_grad": net[0].weight.grad is None,
+            "before": before.detach(), "after": net[0].weight.detach().clone(),
+            "others": all(p.requires_grad for p in net[2].parameters()), "others_grad": net[2].weight.grad is not None}
+
+
+def exercise_8(freeze_module, hidden=False):
+    """6.8: after freezing, a training step leaves the module unchanged and gives it no gradients."""
+    got = probe(_freeze_outcome, freeze_module, exercise="6.8")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        first = nn.Linear(4, 8).weight.detach()
+    expect(got["frozen"], "frozen parameters still require gradients",
            "set requires_grad to False on every parameter of the module")
-    expect(net[0].weight.grad is None, "a frozen parameter received a gradient")
-    expect(torch.equal(before, net[0].weight), "the frozen layer changed during training")
-    expect(all(p.requires_grad for p in net[2].parameters()), "freezing one layer froze another",
-           "touch only the parameters of the module you were given")
+    expect(got["frozen_grad"], "a frozen parameter received a gradient")
+    expect(torch.equal(got["before"], first) and torch.equal(got["before"], got["after"]),
+           "the frozen layer changed during training")
+    expect(got["others"], "freezing one layer froze another", "touch only the parameters of the module you were given")
     if hidden:
-        expect(net[2].weight.grad is not None, "the layer that was not frozen got no gradient")
+        expect(got["others_grad"] == hidden_cases(__name__, "exercise_8"), "the layer that was not frozen got no gradient")
     return passed("6.8", "frozen means unchanged and gradient-free")
 
 
