@@ -426,7 +426,7 @@ def grade_notebook(text, source_path, limits=None):
         cut = {index, index - 1} & client.cut
         extra = notes.get(gid, []) + (["very long output was cut"] if cut else [])
         rows.append({"exercise": gid, "points": points if ok else 0.0, "max_points": points,
-                     "feedback": "; ".join([feedback] + extra)})
+                     "feedback": printable("; ".join([feedback] + extra))})
     graded = {r["exercise"]: r for r in rows}
     return [graded.get(r["exercise"]) or dict(r, feedback=f"not run: {problem or 'the check was not reached'}")
             for r in blank], nb
