@@ -84,8 +84,9 @@ def command(scratch, limits=None):
         if path not in seen and os.path.isdir(path):
             seen.add(path)
             cmd += ["--ro-bind", path, path]
-    for path in sys.path:  # site folders outside the prefixes (a user site, PYTHONPATH)
-        if path and os.path.isdir(path) and not any(path.startswith(s + os.sep) or path == s for s in seen):
+    for path in sys.path:  # site folders outside the prefixes (a user site); never a working folder
+        if ("site-packages" in path or "dist-packages" in path) and os.path.isdir(path) \
+                and not any(path.startswith(s + os.sep) or path == s for s in seen):
             cmd += ["--ro-bind", path, path]
     cmd += ["--ro-bind", str(PACKAGE), str(PACKAGE)]
     if HIDDEN.is_dir():

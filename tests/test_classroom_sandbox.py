@@ -1,0 +1,54 @@
+"""The sandbox around each submission's kernel (bubblewrap): what code inside it can see and do."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from dltoolbox.classroom import HIDDEN, sandbox
+
+NO_SANDBOX = sandbox.problem()
+pytestmark = pytest.mark.skipif(NO_SANDBOX is not None, reason=f"no sandbox here: {NO_SANDBOX}")
+
+PROBE = r"""
+import json, os, pathlib, socket, subprocess
+out = {"uid": os.getuid(), "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+       "interfaces": [name for _, name in socket.if_nameindex()],
+       "chapters": (pathlib.Path(ROOT) / "chapters").exists(), "tests": (pathlib.Path(ROOT) / "tests").exists(),
+       "hidden": sorted(os.listdir(HIDDEN)), "cwd": os.getcwd()}
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=2)
+    out["network"] = True
+except OSError:
+    out["network"] = False
+for name, path in [("package", pathlib.Path(PACKAGE) / "checks" / "new.py"), ("scratch", pathlib.Path("mine.txt"))]:
+    try:
+        path.write_text("x")
+        out[name] = "written"
+    except OSError as error:
+        out[name] = type(error).__name__
+try:
+    block = bytearray(3 << 30)
+    out["memory"] = "allocated"
+except MemoryError:
+    out["memory"] = "MemoryError"
+print(json.dumps(out))
+"""
+
+
+def test_the_sandbox_sees_only_its_scratch_folder_and_the_package_read_only(tmp_path):
+    code = PROBE.replace("ROOT", repr(str(ROOT))).replace("HIDDEN", repr(str(HIDDEN)))
+    code = code.replace("PACKAGE", repr(str(HIDDEN.parent.parent)))
+    run = subprocess.run(sandbox.command(tmp_path, sandbox.Sandbox(memory=2 << 30)) + [sys.executable, "-c", code],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["uid"] == 65534 and out["cwd"] == str(tmp_path.resolve())
+    assert len(out["pids"]) <= 3, "its own PID namespace: no other process is visible"
+    assert out["interfaces"] == ["lo"] and out["network"] is False
+    assert out["chapters"] is False and out["tests"] is False, "no instructor notebooks, no fixtures"
+    assert out["hidden"] == [], "the hidden tests are masked"
+    assert out["package"] == "OSError" and out["scratch"] == "written"
+    assert out["memory"] == "MemoryError"
+    assert (tmp_path / "mine.txt").read_text() == "x"
