@@ -22,6 +22,7 @@ from dltoolbox.classroom import grading, sandbox
 FIXTURES = ROOT / "tests" / "fixtures"
 PACKAGE = ROOT / "code" / "dltoolbox"
 NO_SANDBOX = sandbox.problem()
+VICTIM = __import__("pathlib").Path("/tmp/dltoolbox-hostile-victim.txt")  # the vandal links the grader's files here
 needs_sandbox = pytest.mark.skipif(NO_SANDBOX is not None, reason=f"no sandbox here: {NO_SANDBOX}")
 
 
@@ -51,6 +52,7 @@ def hostile(tmp_path_factory):
     linker = folder / "submitted" / "=HYPERLINK(0)" / "00_practice"  # a formula for a name, a link for a notebook
     linker.mkdir(parents=True)
     os.symlink(folder / "source" / "00_practice" / "practice.ipynb", linker / "practice.ipynb")
+    VICTIM.write_text("the instructor's file")
     before = {"package": digest(PACKAGE), "source": digest(folder / "source"),
               "submitted": digest(folder / "submitted")}
     run = subprocess.run([sys.executable, "-m", "dltoolbox.assignments", "grade", str(folder / "submitted"),
@@ -60,8 +62,10 @@ def hostile(tmp_path_factory):
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-3000:]
     graded = (folder / "gradebook" / "grades.json").read_bytes()
     time.sleep(2)  # long enough for a surviving process to strike
+    victim = VICTIM.read_text()
+    VICTIM.unlink()
     rows = json.loads(graded)["grades"]
-    return {"folder": folder, "before": before, "stdout": run.stdout, "graded": graded, "rows": rows,
+    return {"folder": folder, "before": before, "stdout": run.stdout, "graded": graded, "rows": rows, "victim": victim,
             "grades": {(r["student"], r["exercise"].replace("practice-", "")): r for r in rows}}
 
 
@@ -96,6 +100,7 @@ def test_files_of_the_course_and_the_class_are_never_changed(hostile):
     assert digest(PACKAGE) == before["package"], "the package is read-only for student code"
     assert digest(folder / "source") == before["source"], "the instructor notebooks are out of reach"
     assert digest(folder / "submitted") == before["submitted"], "no submission is changed or deleted"
+    assert hostile["victim"] == "the instructor's file", "the grader never writes through the student's links"
 
 
 def test_a_symlinked_submission_is_refused(hostile):

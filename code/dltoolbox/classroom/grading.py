@@ -202,21 +202,36 @@ def assemble(submitted, source):
 
 
 class Channel:
-    """The judge's way to the kernel: a pickled request file, one kernel call, a JSON answer file."""
+    """The judge's way to the kernel: a request file, one kernel call, an answer file.
+
+    Both files live in a folder of the scratch space that the kernel can change at will, so the folder is
+    held open from before the kernel starts and every file is opened relative to it, never following a
+    symbolic link: whatever the student puts there, the grader writes and reads only that folder's files.
+    """
 
     def __init__(self, client, folder, loop):
         self.client, self.folder, self.loop, self.count = client, Path(folder), loop, itertools.count()
+        self.fd = client.judge_fd
+
+    def _write(self, name, data):
+        try:
+            os.unlink(name, dir_fd=self.fd)
+        except FileNotFoundError:
+            pass
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=self.fd)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
 
     def request(self, req):
         n = next(self.count)
-        ask, answer = self.folder / f"request-{n}.pkl", self.folder / f"answer-{n}.json"
-        with open(ask, "wb") as f:
-            pickle.dump(req, f)
-        code = (f"__import__('dltoolbox.classroom.probe').classroom.probe.serve({str(ask)!r}, {str(answer)!r})")
+        ask, answer = f"request-{n}.pkl", f"answer-{n}.json"
+        self._write(ask, pickle.dumps(req))
+        code = (f"__import__('dltoolbox.classroom.probe').classroom.probe.serve("
+                f"{str(self.folder / ask)!r}, {str(self.folder / answer)!r})")
         limit = self.client.limits.timeout
         future = asyncio.run_coroutine_threadsafe(self.client.rpc(code), self.loop)
         timed_out = future.result(timeout=limit + 120)
-        text = _read_regular(answer, plain.MAX_BYTES)
+        text = _read_regular(answer, plain.MAX_BYTES, dir_fd=self.fd)
         interrupted = Interrupted(f"✗ your code ran longer than {limit} s and was interrupted (an endless loop?)")
         if text is None:
             if timed_out:
@@ -243,6 +258,8 @@ class GradingClient(NotebookClient):
         self.max_output, self.sizes, self.replies, self.verdicts, self.cut = limits.max_output, {}, {}, {}, set()
         self.on_cell_executed = self._record
         self.timed_out = self.in_rpc = False
+        (self.folder / ".judge").mkdir(mode=0o755)  # before the kernel starts, held open from now on
+        self.judge_fd = os.open(self.folder / ".judge", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
 
     async def _async_handle_timeout(self, timeout, cell=None):
         self.timed_out = True
@@ -277,7 +294,6 @@ class GradingClient(NotebookClient):
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         channel = Channel(self, self.folder / ".judge", loop)
-        channel.folder.mkdir(exist_ok=True)
 
         def work():
             try:
@@ -364,13 +380,14 @@ def execute(nb, judged, folder, limits):
                 asyncio.run(km.shutdown_kernel(now=True))
         except Exception:  # noqa: BLE001
             pass
+        os.close(client.judge_fd)
     return client, problem
 
 
-def _read_regular(path, limit):
+def _read_regular(path, limit, dir_fd=None):
     """The text of a regular file (never through a symbolic link), or None; larger than `limit` is an error."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as f:
