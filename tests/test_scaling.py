@@ -161,3 +161,11 @@ def test_account_says_how_each_number_was_obtained():
     assert laptop["energy_kWh"] == pytest.approx(2 / 24 * 24 * 10 / 1000)
     with pytest.raises(ValueError):
         scaling.account({"system": "nothing known"})
+
+
+def test_fit_without_a_constant_is_kaplans_straight_line():
+    N = np.geomspace(1_000, 100_000, 5)
+    fit = scaling.fit_power_law(N, 9.0 * N ** -0.076, constant=False)
+    assert fit["c"] == 0.0 and abs(fit["alpha"] - 0.076) < 1e-4 and fit["a"] == pytest.approx(9.0, rel=1e-3)
+    with pytest.raises(ValueError):
+        scaling.fit_power_law(N, -np.ones(5), constant=False)

@@ -182,18 +182,28 @@ def power_law(N, a, alpha, c):
     return a * np.power(N, -alpha) + c
 
 
-def fit_power_law(N, L):
-    """Least-squares fit of L(N) = a·N^(−α) + c (scipy.optimize.curve_fit); returns a, alpha, c and alpha_se."""
+def fit_power_law(N, L, constant=True):
+    """Least-squares fit of L(N) = a·N^(−α) + c (scipy.optimize.curve_fit); returns a, alpha, c and alpha_se.
+
+    `constant=False` fits Kaplan et al.'s form L(N) = a·N^(−α) (c = 0), a straight line in log-log axes,
+    whose α is well determined by a few points; with c the fit needs curvature to tell c from α.
+    """
     N, L = np.asarray(N, dtype=float), np.asarray(L, dtype=float)
-    if N.shape != L.shape or N.ndim != 1 or len(N) < 4:
-        raise ValueError(f"need at least 4 (N, L) points of the same length, got {N.shape} and {L.shape}")
-    if (N <= 0).any() or not np.isfinite(L).all():
-        raise ValueError("N must be positive and L finite")
+    if N.shape != L.shape or N.ndim != 1 or len(N) < (4 if constant else 2):
+        raise ValueError(f"need at least {4 if constant else 2} (N, L) points of the same length, "
+                         f"got {N.shape} and {L.shape}")
+    if (N <= 0).any() or not np.isfinite(L).all() or (not constant and (L <= 0).any()):
+        raise ValueError("N must be positive and L finite (and positive without a constant)")
     scale = N.min()  # fit in units of the smallest model, so a starts near the loss gap
-    guess = [max(L[0] - L[-1], 1e-3) * 2, 0.3, max(L.min() - 0.1, 0.0)]
-    params, cov = optimize.curve_fit(lambda n, a, alpha, c: power_law(n, a, alpha, c), N / scale, L, p0=guess,
-                                     bounds=([0, 0, 0], [np.inf, 5, np.inf]), maxfev=20000)
-    a, alpha, c = params
+    if constant:
+        guess = [max(L[0] - L[-1], 1e-3) * 2, 0.3, max(L.min() - 0.1, 0.0)]
+        params, cov = optimize.curve_fit(lambda n, a, alpha, c: power_law(n, a, alpha, c), N / scale, L,
+                                         p0=guess, bounds=([0, 0, 0], [np.inf, 5, np.inf]), maxfev=20000)
+        a, alpha, c = params
+    else:
+        params, cov = optimize.curve_fit(lambda n, a, alpha: power_law(n, a, alpha, 0.0), N / scale, L,
+                                         p0=[L[0], 0.05], bounds=([0, 0], [np.inf, 5]), maxfev=20000)
+        (a, alpha), c = params, 0.0
     return {"a": float(a * scale ** alpha), "alpha": float(alpha), "c": float(c),
             "alpha_se": float(np.sqrt(cov[1, 1])) if np.isfinite(cov[1, 1]) else float("nan")}
 
@@ -297,6 +307,16 @@ LANDMARKS = [
 ]
 
 
+# ResNet-50 on ImageNet, the records behind "10 seconds, of course, using a lot of parallelism" (secondary
+# sources; MLPerf 2020's "under 30 seconds on 4,096 TPU v3 chips" has no single paper to cite)
+IMAGENET_RECORDS = [
+    {"who": "Goyal et al. 2017", "source": "goyal2017accurate", "devices": 256, "device": "P100 GPUs", "seconds": 3600},
+    {"who": "Akiba et al. 2017", "source": "akiba2017extremely", "devices": 1024, "device": "P100 GPUs", "seconds": 900},
+    {"who": "Ying et al. 2018", "source": "ying2018image", "devices": 1024, "device": "TPU v3 chips", "seconds": 132},
+    {"who": "Yamazaki et al. 2019", "source": "yamazaki2019yet", "devices": 2048, "device": "V100 GPUs", "seconds": 74.7},
+]
+
+
 def account(row, assumptions=ASSUMPTIONS):
     """Fill in a run's FLOPs, device-days and energy (kWh), each with how it was obtained.
 
@@ -307,7 +327,7 @@ def account(row, assumptions=ASSUMPTIONS):
     rate = assumptions["sustained FLOP/s per GPU, 2014-2015"] if row.get("era") == 2014 else \
         assumptions["sustained FLOP/s per accelerator, 2017 and later"]
     if row.get("flops") is not None:
-        out["flops_from"] = "reported"
+        out["flops_from"] = row.get("flops_from", "reported")
     elif row.get("N") is not None and row.get("D") is not None:
         out["flops"], out["flops_from"] = training_flops(row["N"], row["D"]), "6ND"
     elif row.get("days") is not None:
@@ -315,7 +335,7 @@ def account(row, assumptions=ASSUMPTIONS):
     else:
         raise ValueError(f"{row.get('system')}: needs flops, N and D, or devices and days")
     if row.get("days") is not None:
-        out["device_days"], out["days_from"] = row["devices"] * row["days"], "reported"
+        out["device_days"], out["days_from"] = row["devices"] * row["days"], row.get("days_from", "reported")
     else:
         out["device_days"], out["days_from"] = out["flops"] / rate / 86400, "FLOPs / rate"
     watts = assumptions["power per laptop CPU core (W)"] if row.get("device") == "CPU core" else \
@@ -330,35 +350,39 @@ FAMILY_WIDTHS = (8, 16, 32, 48, 64)
 SWEEP_LRS = (3e-3, 1e-2, 3e-2, 1e-1)
 
 
-def sweep_learning_rates(widths=FAMILY_WIDTHS, lrs=SWEEP_LRS, seed=100, processes=2, **config):
-    """Train every width at every learning rate (one seed, not used later) and score it on validation text.
+def _best_rates(rows):
+    """{width: the rate with the lowest mean validation loss over the sweep's seeds}."""
+    best = {}
+    for w in sorted({r["width"] for r in rows}):
+        means = {}
+        for lr in sorted({r["lr"] for r in rows if r["width"] == w}):
+            means[lr] = float(np.mean([r["valid_loss"] for r in rows if r["width"] == w and r["lr"] == lr]))
+        best[w] = min(means, key=means.get)
+    return best
 
-    Returns the table {"rows": [{"width", "N", "lr", "valid_loss"}...], "chosen": {width: lr}, "config": ...}:
-    each width gets the rate with the lowest final validation loss — the same search for every size.
+
+def sweep_learning_rates(widths=FAMILY_WIDTHS, lrs=SWEEP_LRS, seeds=(100, 101), processes=2, **config):
+    """Train every width at every learning rate (seeds not used later) and score it on validation text.
+
+    Returns {"rows": [{"width", "N", "lr", "seed", "valid_loss"}...], "chosen": {width: lr}, "config": ...}:
+    each width gets the rate with the lowest mean final validation loss — the same search for every size.
     """
-    configs = [RunConfig(width=w, lr=lr, seed=seed, **config) for w in widths for lr in lrs]
+    configs = [RunConfig(width=w, lr=lr, seed=s, **config) for s in seeds for w in widths for lr in lrs]
     runs = run_family(configs, processes=processes, eval_stream="valid", desc="learning-rate sweep")
-    rows = [{"width": r["config"]["width"], "N": r["N"], "lr": r["config"]["lr"], "valid_loss": r["loss"][-1]}
-            for r in runs]
-    chosen = {}
-    for w in widths:
-        mine = [r for r in rows if r["width"] == w]
-        chosen[str(w)] = min(mine, key=lambda r: r["valid_loss"])["lr"]
-    settings = asdict(RunConfig(width=widths[0], seed=seed, **config))
-    for key in ("width", "lr", "tokens_per_step"):
+    rows = [{"width": r["config"]["width"], "N": r["N"], "lr": r["config"]["lr"], "seed": r["config"]["seed"],
+             "valid_loss": r["loss"][-1]} for r in runs]
+    settings = asdict(RunConfig(width=widths[0], **config))
+    for key in ("width", "lr", "seed", "tokens_per_step"):
         settings.pop(key)
-    return {"rows": rows, "chosen": chosen, "config": settings}
+    return {"rows": rows, "chosen": {str(w): lr for w, lr in _best_rates(rows).items()}, "config": settings}
 
 
 def chosen_learning_rates(table):
-    """{width: lr} as the sweep chose them (the lowest validation loss per width), re-derived from the rows.
+    """{width: lr} as the sweep chose them (lowest mean validation loss per width), re-derived from the rows.
 
     Raises ValueError if the table's "chosen" entries disagree with its own rows (an edited table).
     """
-    chosen = {}
-    for w in sorted({r["width"] for r in table["rows"]}):
-        mine = [r for r in table["rows"] if r["width"] == w]
-        chosen[w] = min(mine, key=lambda r: r["valid_loss"])["lr"]
+    chosen = _best_rates(table["rows"])
     stated = {int(w): lr for w, lr in table["chosen"].items()}
     if stated != chosen:
         raise ValueError(f"the table's chosen rates {stated} are not its rows' best {chosen}")
@@ -380,7 +404,8 @@ def main(argv=None):
     table = sweep_learning_rates(processes=args.processes)
     args.out.write_text(json.dumps(table, indent=1) + "\n")
     for row in table["rows"]:
-        print(f"width {row['width']:>3}  N {row['N']:>7,}  lr {row['lr']:.0e}  validation loss {row['valid_loss']:.4f}")
+        print(f"width {row['width']:>3}  N {row['N']:>7,}  lr {row['lr']:.0e}  seed {row['seed']}  "
+              f"validation loss {row['valid_loss']:.4f}")
     print(f"chosen: {table['chosen']}  -> {args.out}")
 
 
