@@ -1,18 +1,10 @@
 """Checks for the exercises of the chapter on learning from human replays."""
-import math
-
 import numpy as np
 import torch
 
 from . import call, expect, hidden_cases, passed, probe
 from ..games import Games, legal_mask, sample_moves, tactics
-
-
-def _wilson(k, n, z=1.96):
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+from ..imitation import wilson_interval
 
 
 def exercise_1(wilson, hidden=False):
@@ -22,7 +14,7 @@ def exercise_1(wilson, hidden=False):
         got = call(wilson, k, n, exercise="5.1")
         expect(isinstance(got, tuple) and len(got) == 2, f"wilson({k}, {n}) should return a (low, high) tuple")
         low, high = (float(x) for x in got)
-        want = _wilson(k, n)
+        want = wilson_interval(k, n)
         expect(low <= k / n <= high, f"wilson({k}, {n}) = ({low:.4f}, {high:.4f}) does not contain p = {k / n:.4f}",
                "the interval is centred near p, pulled towards 1/2")
         expect(abs(low - want[0]) < 1e-6 and abs(high - want[1]) < 1e-6,

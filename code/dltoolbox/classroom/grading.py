@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import nbformat
@@ -37,7 +37,7 @@ from ..checks import ExerciseError
 from ..locations import checkout_path
 from ..notebooks import notebook_paths
 from . import plain, sandbox
-from .exercises import BEGIN_HIDDEN, END_HIDDEN, checker_calls, is_check, is_solution, nbgrader_meta, source_of
+from .exercises import BEGIN_HIDDEN, END_HIDDEN, is_check, is_solution, nbgrader_meta, source_of
 from .judge import Interrupted, Remote, judge, rebuild_error
 
 FIELDS = ["student", "notebook", "exercise", "points", "max_points", "feedback"]
