@@ -231,7 +231,10 @@ class Channel:
         limit = self.client.limits.timeout
         future = asyncio.run_coroutine_threadsafe(self.client.rpc(code), self.loop)
         timed_out = future.result(timeout=limit + 120)
-        text = _read_regular(answer, plain.MAX_BYTES, dir_fd=self.fd)
+        return self.answer(_read_regular(answer, plain.MAX_BYTES, dir_fd=self.fd), timed_out, limit)
+
+    def answer(self, text, timed_out, limit):
+        """The kernel's answer as plain data, or the student's error rebuilt here."""
         interrupted = Interrupted(f"✗ your code ran longer than {limit} s and was interrupted (an endless loop?)")
         if text is None:
             if timed_out:
