@@ -1,7 +1,7 @@
 """The grader: each submission in its own worker process and sandboxed kernel; the points from the judge.
 
 For each submitted notebook the class loop (:func:`grade_folder`, the instructor's process) starts a
-worker (``python -m dltoolbox.classroom.grading --worker``, its own session) that builds the notebook to
+worker (a process forked from a server that imported the grader once, in its own session) that builds the notebook to
 run (:func:`assemble`: the student's cells, the instructor's check cells put after the solutions they
 check), runs it in a sandboxed kernel (:mod:`.sandbox`) and, after each check cell, has the judge
 (:mod:`.judge`) run the instructor's checkers on the student's answers. A check cell earns its points
@@ -513,31 +513,61 @@ class Stop:
         return len(self.times) >= 2 and self.times[-1] - self.times[-2] < 5
 
 
+def _workers():
+    """Worker processes forked from a server that has imported the grader once (each starts in milliseconds)."""
+    import multiprocessing
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def _worker_entry(request_path, log_path):
+    """A worker's first steps: its own session, its output to the log, then the notebook."""
+    os.setsid()
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.chdir(Path(request_path).parent)
+    code = 1
+    try:
+        code = worker_main(request_path)
+    except BaseException:  # noqa: BLE001 (the class loop reads the log's last line)
+        import traceback
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def _run_worker(text, source, limits, private, stop):
     """Grade one notebook in a worker process; (rows, executed notebook path or None)."""
     (private / "submission.ipynb").write_text(text, encoding="utf-8")
-    request = {"submission": str(private / "submission.ipynb"), "source": str(Path(source).resolve()), "limits": asdict(limits),
-               "rows": str(private / "rows.json"), "executed": str(private / "executed.ipynb")}
+    request = {"submission": str(private / "submission.ipynb"), "source": str(Path(source).resolve()),
+               "limits": asdict(limits), "rows": str(private / "rows.json"),
+               "executed": str(private / "executed.ipynb")}
     (private / "request.json").write_text(json.dumps(request))
-    with open(private / "worker.log", "wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "dltoolbox.classroom.grading", "--worker",
-                                   str(private / "request.json")], stdin=subprocess.DEVNULL, stdout=log,
-                                  stderr=log, start_new_session=True, cwd=private)
-        stop.worker, interrupts = worker, len(stop.times)
-        try:
-            worker.wait(timeout=limits.notebook_timeout + 300)
-        except subprocess.TimeoutExpired:
+    worker = _workers().Process(target=_worker_entry, args=(str(private / "request.json"),
+                                                             str(private / "worker.log")))
+    worker.start()
+    stop.worker, interrupts = worker, len(stop.times)
+    try:
+        worker.join(timeout=limits.notebook_timeout + 300)
+        if worker.is_alive():
             os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
-        finally:
-            stop.worker = None
+            worker.join()
+    finally:
+        stop.worker = None
     try:
         result = json.loads((private / "rows.json").read_text())
     except (OSError, ValueError):
         if len(stop.times) > interrupts:
             raise KeyboardInterrupt from None
-        last = (private / "worker.log").read_text(errors="replace").strip().splitlines()[-1:] or [""]
-        raise RuntimeError(f"the grader's worker stopped (exit status {worker.returncode}) {_short(last[0], 300)}") from None
+        log = private / "worker.log"
+        last = (log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []) or [""]
+        raise RuntimeError(f"the grader's worker stopped (exit status {worker.exitcode}) {_short(last[0], 300)}") \
+            from None
     executed = private / "executed.ipynb"
     return result, executed if executed.is_file() else None
 
@@ -677,5 +707,3 @@ def write_gradebook(rows, out):
     _write_atomic(Path(out) / "grades.json", data.encode("utf-8"), out)
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
-    sys.exit(worker_main(sys.argv[2]))
