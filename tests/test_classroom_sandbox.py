@@ -42,6 +42,7 @@ def test_the_sandbox_sees_only_its_scratch_folder_and_the_package_read_only(tmp_
     code = code.replace("PACKAGE", repr(str(HIDDEN.parent.parent)))
     run = subprocess.run(sandbox.command(tmp_path, sandbox.Sandbox(memory=2 << 30)) + [sys.executable, "-c", code],
                          capture_output=True, text=True, timeout=120)
+    sandbox.remove_cgroup(tmp_path)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["uid"] == 65534 and out["cwd"] == str(tmp_path.resolve())
@@ -52,3 +53,14 @@ def test_the_sandbox_sees_only_its_scratch_folder_and_the_package_read_only(tmp_
     assert out["package"] == "OSError" and out["scratch"] == "written"
     assert out["memory"] == "MemoryError"
     assert (tmp_path / "mine.txt").read_text() == "x"
+
+
+def test_the_sandbox_limits_processes(tmp_path):
+    code = ("import subprocess\nstarted = []\ntry:\n    for _ in range(60):\n"
+            "        started.append(subprocess.Popen(['sleep', '5']))\nexcept OSError as error:\n"
+            "    print('refused after', len(started), type(error).__name__)\nelse:\n    print('all started')\n")
+    run = subprocess.run(sandbox.command(tmp_path, sandbox.Sandbox(processes=20)) + [sys.executable, "-c", code],
+                         capture_output=True, text=True, timeout=120)
+    sandbox.remove_cgroup(tmp_path)
+    assert "refused after" in run.stdout, run.stdout + run.stderr
+    assert int(run.stdout.split()[2]) <= 20

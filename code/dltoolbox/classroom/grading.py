@@ -384,6 +384,8 @@ def execute(nb, judged, folder, limits):
         except Exception:  # noqa: BLE001
             pass
         os.close(client.judge_fd)
+        if limits.sandbox:
+            sandbox.remove_cgroup(folder)
     return client, problem
 
 
@@ -653,9 +655,14 @@ def grade_folder(submissions, out="gradebook", sources=None, limits=None, force=
 
 
 def _blank_rows(source_path):
-    source = nbformat.read(source_path, as_version=4)
-    return [{"exercise": _grade_id(c), "points": 0.0, "max_points": float(nbgrader_meta(c).get("points", 0))}
-            for c in source.cells if is_check(c)]
+    """A row per check of the instructor notebook (one row if that notebook cannot be read)."""
+    try:
+        source = nbformat.read(source_path, as_version=4)
+        rows = [{"exercise": _grade_id(c), "points": 0.0, "max_points": float(nbgrader_meta(c).get("points", 0))}
+                for c in source.cells if is_check(c)]
+    except Exception:  # noqa: BLE001
+        rows = []
+    return rows or [{"exercise": "", "points": 0.0, "max_points": 0.0}]
 
 
 def totals(rows):

@@ -23,7 +23,13 @@ LAUNCH = """import os, resource, sys
 limits = {name: int(value) for name, value in (a.split('=') for a in sys.argv[1].split(','))}
 for name, value in limits.items():
     resource.setrlimit(getattr(resource, name), (value, value))
-os.execvp(sys.argv[2], sys.argv[2:])
+if sys.argv[2] != '-':  # root: Linux never applies RLIMIT_NPROC to root, a pids cgroup does the counting
+    os.makedirs(sys.argv[2], exist_ok=True)
+    with open(os.path.join(sys.argv[2], 'pids.max'), 'w') as f:
+        f.write(sys.argv[3])
+    with open(os.path.join(sys.argv[2], 'cgroup.procs'), 'w') as f:
+        f.write(str(os.getpid()))
+os.execvp(sys.argv[4], sys.argv[4:])
 """
 
 
@@ -33,6 +39,16 @@ class Sandbox:
     memory: int = 8 << 30
     processes: int = 256
     file_size: int = 1 << 30
+
+
+def remove_cgroup(prefix):
+    """Remove the pids cgroup of a sandbox whose processes have all ended (see :func:`pids_cgroup`)."""
+    cgroup = pids_cgroup(f"dltoolbox-{os.getpid()}-{Path(prefix).name}")
+    if cgroup and os.path.isdir(cgroup):
+        try:
+            os.rmdir(cgroup)
+        except OSError:
+            pass
 
 
 def bwrap_path():
@@ -65,6 +81,18 @@ def _processes_of(uid):
     return count
 
 
+def pids_cgroup(name):
+    """A pids cgroup folder to create for one sandbox when running as root, or None (not root, or none writable)."""
+    if os.getuid() != 0:
+        return None
+    for base in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup"):
+        control = os.path.join(base, "cgroup.subtree_control")
+        if os.access(os.path.join(base, "cgroup.procs"), os.W_OK) and (
+                base.endswith("pids") or (os.path.exists(control) and "pids" in open(control).read())):
+            return os.path.join(base, name)
+    return None
+
+
 def command(scratch, limits=None):
     """The prefix that runs a command inside the sandbox, with `scratch` as its only writable folder."""
     limits = limits or Sandbox()
@@ -73,7 +101,9 @@ def command(scratch, limits=None):
     # RLIMIT_NPROC counts every process of this user: allow the sandbox `processes` more than there are now
     rlimits = {"RLIMIT_AS": limits.memory, "RLIMIT_FSIZE": limits.file_size, "RLIMIT_CORE": 0,
                "RLIMIT_NPROC": _processes_of(os.getuid()) + limits.processes}
-    cmd = [sys.executable, "-I", "-S", "-c", LAUNCH, ",".join(f"{k}={v}" for k, v in rlimits.items()), bwrap_path(),
+    cgroup = pids_cgroup(f"dltoolbox-{os.getpid()}-{Path(scratch).name}")
+    cmd = [sys.executable, "-I", "-S", "-c", LAUNCH, ",".join(f"{k}={v}" for k, v in rlimits.items()),
+           cgroup or "-", str(limits.processes), bwrap_path(),
            "--unshare-all", "--die-with-parent", "--cap-drop", "ALL", "--unshare-user", "--uid", "65534",
            "--gid", "65534", "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in SYSTEM:
