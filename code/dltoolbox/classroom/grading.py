@@ -598,8 +598,9 @@ def grade_folder(submissions, out="gradebook", sources=None, limits=None, force=
         raise FileExistsError(f"{out} is not a folder: refusing to write a gradebook there")
     if out.exists() and any(out.iterdir()) and not force:
         raise FileExistsError(f"{out} is not empty: refusing to overwrite a gradebook (pass --force)")
-    if limits.sandbox and sandbox.problem():
-        raise ValueError(f"no sandbox can be made: {sandbox.problem()}. Grading runs each student's code; without "
+    why_not = sandbox.problem() if limits.sandbox else None
+    if why_not:
+        raise ValueError(f"no sandbox can be made: {why_not}. Grading runs each student's code; without "
                          "a sandbox it could read the instructor notebooks and other submissions, change files "
                          "and the gradebook, and outlive the grader. Install bubblewrap, or pass "
                          "--unsafe-no-sandbox to grade anyway (only on a throwaway machine or container)")

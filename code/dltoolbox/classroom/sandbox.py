@@ -8,8 +8,10 @@ processes, file size, all set before ``bwrap`` starts; time limits are the grade
 """
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +44,18 @@ class Sandbox:
 
 
 def remove_cgroup(prefix):
-    """Remove the pids cgroup of a sandbox whose processes have all ended (see :func:`pids_cgroup`)."""
+    """End every process left in a sandbox's pids cgroup, then remove it (see :func:`pids_cgroup`)."""
     cgroup = pids_cgroup(f"dltoolbox-{os.getpid()}-{Path(prefix).name}")
-    if cgroup and os.path.isdir(cgroup):
+    for _ in range(100):
+        if not cgroup or not os.path.isdir(cgroup):
+            return
         try:
+            with open(os.path.join(cgroup, "cgroup.procs")) as f:
+                for pid in f.read().split():
+                    os.kill(int(pid), signal.SIGKILL)
             os.rmdir(cgroup)
         except OSError:
-            pass
+            time.sleep(0.05)
 
 
 def bwrap_path():
@@ -67,6 +74,9 @@ def problem():
         return f"bubblewrap could not be run: {error}"
     if run.returncode != 0:
         return f"bubblewrap cannot create its namespaces here: {run.stderr.strip()[:300]}"
+    if os.getuid() == 0 and pids_cgroup("probe") is None:
+        return ("running as root with no writable pids cgroup, the sandbox's process limit cannot be enforced "
+                "(Linux does not apply RLIMIT_NPROC to root): run the grader as an ordinary user")
     return None
 
 
