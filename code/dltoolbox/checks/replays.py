@@ -3,6 +3,7 @@ import numpy as np
 import torch
 
 from . import call, expect, hidden_cases, passed, probe
+from .expected import EXPECTED
 from ..games import Games, legal_mask, sample_moves, tactics
 from ..imitation import wilson_interval
 
@@ -23,21 +24,23 @@ def exercise_1(wilson, hidden=False):
     return passed("5.1", "your interval matches Wilson's on every case")
 
 
-def _improve(prior, q, beta):
-    logits = np.where(prior > 0, np.log(np.maximum(prior, 1e-300)) + beta * q, -np.inf)
-    p = np.exp(logits - logits.max(1, keepdims=True))
-    return p / p.sum(1, keepdims=True)
+def _prior_and_values(seed):
+    """A prior with some illegal (zero) moves, and action values, for 6 positions."""
+    rng = np.random.default_rng(seed)
+    prior = rng.random((6, 7)) * (rng.random((6, 7)) < 0.8)
+    prior[:, 3] += 0.1
+    prior /= prior.sum(1, keepdims=True)
+    return prior, rng.random((6, 7))
 
 
 def exercise_2(improve, hidden=False):
     """Exercise 5.2: one-step policy improvement prior * exp(beta * Q), normalised."""
     seed, more_betas = hidden_cases(__name__, "exercise_2") if hidden else (3, [])
-    rng = np.random.default_rng(seed)
-    prior = rng.random((6, 7)) * (rng.random((6, 7)) < 0.8)
-    prior[:, 3] += 0.1
-    prior /= prior.sum(1, keepdims=True)
-    q = rng.random((6, 7))
-    for beta in [0.0, 4.0, 50.0] + more_betas:
+    prior, q = _prior_and_values(seed)
+    betas = [0.0, 4.0, 50.0] + more_betas
+    wanted = ([hidden_cases(__name__, "improve")(prior, q, beta) for beta in betas] if hidden else
+              [np.array(w) for w in EXPECTED["replays.exercise_2"]])
+    for beta, want in zip(betas, wanted):
         got = np.asarray(call(improve, prior.copy(), q.copy(), beta, exercise="5.2"), dtype=float)
         expect(got.shape == prior.shape, f"expected probabilities of shape {prior.shape}, got {got.shape}")
         expect(np.all(np.isfinite(got)), f"beta={beta}: your probabilities contain NaN or inf",
@@ -45,7 +48,7 @@ def exercise_2(improve, hidden=False):
         expect(np.allclose(got.sum(1), 1), f"beta={beta}: each row must sum to 1")
         expect(np.all(got[prior == 0] == 0), f"beta={beta}: a move the prior gives 0 (an illegal move) got probability",
                "multiply by the prior (or add its log), never add to it")
-        expect(np.allclose(got, _improve(prior, q, beta), atol=1e-6),
+        expect(np.allclose(got, want, atol=1e-6),
                f"beta={beta}: your probabilities differ from prior * exp(beta * Q) normalised",
                "beta = 0 must give back the prior")
     return passed("5.2", "beta = 0 is the prior, large beta picks the best-valued legal move")
@@ -74,15 +77,6 @@ def _boards():
     return np.stack([threat, trap, empty])
 
 
-def _safe(probs, boards):
-    _, _, unsafe = tactics(boards)
-    legal = legal_mask(boards)
-    keep = legal & ~unsafe
-    keep = np.where(keep.any(1, keepdims=True), keep, legal)
-    out = probs * keep
-    return out / out.sum(1, keepdims=True)
-
-
 def exercise_3(safe_probs, hidden=False):
     """Exercise 5.3: remove the moves that hand the opponent an immediate win."""
     boards = _boards()
@@ -91,7 +85,7 @@ def exercise_3(safe_probs, hidden=False):
     probs = legal_mask(boards) * np.linspace(1, 2, 7)[None]
     probs = probs / probs.sum(1, keepdims=True)
     got = np.asarray(call(safe_probs, probs.copy(), boards.copy(), exercise="5.3"), dtype=float)
-    want = _safe(probs, boards)
+    want = hidden_cases(__name__, "safe")(probs, boards) if hidden else np.array(EXPECTED["replays.exercise_3"])
     expect(got.shape == probs.shape, f"expected shape {probs.shape}, got {got.shape}")
     expect(np.allclose(got.sum(1), 1), "each row must sum to 1 after removing moves", "renormalise")
     expect(got[1, 0] == 0 and got[1, 4] == 0,
@@ -100,12 +94,6 @@ def exercise_3(safe_probs, hidden=False):
     expect(np.allclose(got, want), "your probabilities differ from the prior restricted to safe moves",
            "if every legal move is unsafe keep them all; never keep an illegal move")
     return passed("5.3", "unsafe moves removed, the rest renormalised")
-
-
-def _kl(policy_logits, reference_logits, masks):
-    logp = torch.log_softmax(policy_logits.masked_fill(~masks, float("-inf")), 1)
-    logq = torch.log_softmax(reference_logits.masked_fill(~masks, float("-inf")), 1)
-    return torch.where(masks, logq.exp() * (logq - logp), torch.zeros_like(logp)).sum(1).mean()
 
 
 def exercise_4(kl_divergence, hidden=False):
@@ -119,10 +107,12 @@ def exercise_4(kl_divergence, hidden=False):
     expect(torch.isfinite(got), "your KL is NaN or inf", "illegal moves (0 · log 0) must contribute 0, not NaN")
     same = call(kl_divergence, p.clone(), p.clone(), masks.clone(), exercise="5.4")
     expect(abs(float(same)) < 1e-6, "KL of a distribution to itself must be 0")
-    expect(not torch.allclose(got, _kl(q, p, masks), atol=1e-5),
+    want, reversed_kl = (hidden_cases(__name__, "kl")(p, q, masks), hidden_cases(__name__, "kl")(q, p, masks)) \
+        if hidden else (torch.tensor(v) for v in EXPECTED["replays.exercise_4"])
+    expect(not torch.allclose(got, reversed_kl, atol=1e-5),
            "you computed KL(policy || reference); the distillation term is KL(reference || policy)",
            "weight the log-ratio by the reference's probabilities")
-    torch.testing.assert_close(got, _kl(p, q, masks), atol=1e-5, rtol=1e-5,
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5,
                                msg="your KL differs from the reference (mask illegal moves before the softmax)")
     return passed("5.4", f"KL = {float(got):.4f} nats on the check's positions")
 
