@@ -88,3 +88,23 @@ def test_glued_tables_and_numbers_and_the_stored_run_notes_render(html):
     assert "one stored run on an" in notebook
     results = (html / "chapters/results.html").read_text()
     assert "range across CPU kernels" in results
+
+
+def test_the_book_loads_no_script_or_style_from_the_network(html):
+    remote = re.compile(r"""<(?:script|img|link|iframe)\b[^>]*\b(?:src|href)=["'](?:https?:)?//""", re.I)
+    offenders = {}
+    for page in html.rglob("*.html"):
+        tags = [t for t in remote.findall(page.read_text(encoding="utf-8"))
+                if not t.lower().startswith("<link") or 'rel="stylesheet"' in t or "rel=stylesheet" in t]
+        if tags:
+            offenders[str(page.relative_to(html))] = tags[:3]
+    assert not offenders, offenders
+    assert (html / "_static/mathjax/es5/tex-mml-chtml.js").is_file()
+    assert (html / "_static/requirejs/require.js").is_file()
+    assert (html / "_static/html-manager/dist/embed-amd.js").is_file()
+    page = (html / "chapters/02_ngrams/ngrams.html").read_text()
+    assert 'src="../../_static/mathjax/es5/tex-mml-chtml.js' in page
+    assert 'src="../../_static/html-manager/dist/embed-amd.js' in page
+    for name in ("mathjax", "requirejs", "html-manager"):                   # vendored with their licences
+        folder = html / "_static" / name
+        assert (folder / "LICENSE").is_file() or '"license"' in (folder / "package.json").read_text()

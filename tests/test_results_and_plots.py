@@ -104,7 +104,7 @@ def test_table_is_markdown_in_jupyter_and_html_in_the_book():
 
 
 def test_results_page_says_what_a_range_across_kernels_is():
-    from dltoolbox import sphinxext
+    from dltoolbox.book import sphinxext
 
     assert sphinxext.spread_text(None, 1.0) == "1 (range not measured)"
     assert sphinxext.spread_text({"min": 0.5, "max": 0.5}, 0.5) == "0.5"

@@ -127,7 +127,8 @@ def test_committed_sweep_table_and_the_notebook_uses_its_choice():
     assert sorted(chosen) == list(scaling.FAMILY_WIDTHS)
     assert {r["lr"] for r in table["rows"]} == set(scaling.SWEEP_LRS)
     source = "\n".join("".join(c["source"]) for c in json.loads((CHAPTER / "scale.ipynb").read_text())["cells"])
-    assert 'sc.chosen_learning_rates(json.loads(Path("lr_sweep.json").read_text()))' in source
+    assert 'sweep = json.loads(Path("lr_sweep.json").read_text())' in source
+    assert "LRS = sc.chosen_learning_rates(sweep)" in source and "lr=LRS[w]" in source
     edited = json.loads(json.dumps(table))
     edited["chosen"][str(scaling.FAMILY_WIDTHS[0])] = 123.0
     with pytest.raises(ValueError):

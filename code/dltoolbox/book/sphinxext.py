@@ -8,7 +8,7 @@ from docutils.parsers.rst import Directive
 from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
 
-from . import interview, results
+from .. import interview, results
 
 logger = logging.getLogger(__name__)
 TRANSCRIPT_DOC = "chapters/transcript"

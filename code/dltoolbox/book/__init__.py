@@ -1,0 +1,1 @@
+"""The book's own machinery (Sphinx extensions and build steps), apart from the modules that teach ideas."""
