@@ -52,6 +52,8 @@ def hostile(tmp_path_factory):
     linker = folder / "submitted" / "=HYPERLINK(0)" / "00_practice"  # a formula for a name, a link for a notebook
     linker.mkdir(parents=True)
     os.symlink(folder / "source" / "00_practice" / "practice.ipynb", linker / "practice.ipynb")
+    (folder / "submitted" / "piper" / "00_practice").mkdir(parents=True)  # a FIFO: reading it would hang
+    os.mkfifo(folder / "submitted" / "piper" / "00_practice" / "practice.ipynb")
     VICTIM.write_text("the instructor's file")
     before = {"package": digest(PACKAGE), "source": digest(folder / "source"),
               "submitted": digest(folder / "submitted")}
@@ -103,9 +105,19 @@ def test_files_of_the_course_and_the_class_are_never_changed(hostile):
     assert hostile["victim"] == "the instructor's file", "the grader never writes through the student's links"
 
 
-def test_a_symlinked_submission_is_refused(hostile):
+def test_a_symlinked_or_special_submission_is_refused(hostile):
     row = hostile["grades"]["=HYPERLINK(0)", ""]
     assert row["points"] == 0 and "symbolic link" in row["feedback"]
+    row = hostile["grades"]["piper", ""]
+    assert row["points"] == 0 and "not a regular file" in row["feedback"]
+
+
+def test_without_the_sandbox_the_thief_gets_full_marks(tmp_path):
+    """What the sandbox prevents: with --unsafe-no-sandbox the notebook copies the instructor's solutions."""
+    shutil.copytree(FIXTURES / "hostile" / "thief", tmp_path / "submitted" / "thief")
+    rows = grading.grade_folder(tmp_path / "submitted", tmp_path / "gradebook", sources=[str(FIXTURES / "source")],
+                                limits=grading.Limits(timeout=10, sandbox=False))
+    assert sum(r["points"] for r in rows) == 5
 
 
 def test_hidden_cases_never_reach_the_feedback(hostile):
