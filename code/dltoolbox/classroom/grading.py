@@ -507,8 +507,11 @@ class Stop:
         if self.worker is not None:
             try:
                 os.killpg(self.worker.pid, signal.SIGKILL)
-            except OSError:
-                pass
+            except OSError:  # not in its own session yet
+                try:
+                    os.kill(self.worker.pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     @property
     def stopped(self):
@@ -561,6 +564,7 @@ def _run_worker(text, source, limits, private, stop):
             worker.join()
     finally:
         stop.worker = None
+        sandbox.remove_cgroups_of(worker.pid)  # a killed worker could not remove its sandbox's
     try:
         result = json.loads((private / "rows.json").read_text())
     except (OSError, ValueError):

@@ -46,8 +46,22 @@ class Sandbox:
 def remove_cgroup(prefix):
     """End every process left in a sandbox's pids cgroup, then remove it (see :func:`pids_cgroup`)."""
     cgroup = pids_cgroup(f"dltoolbox-{os.getpid()}-{Path(prefix).name}")
+    if cgroup:
+        _remove(cgroup)
+
+
+def remove_cgroups_of(pid):
+    """Remove the pids cgroups left by a worker process `pid` that was killed."""
+    base = pids_cgroup("")
+    if base and os.path.isdir(base):
+        for entry in os.scandir(base):
+            if entry.name.startswith(f"dltoolbox-{pid}-"):
+                _remove(entry.path)
+
+
+def _remove(cgroup):
     for _ in range(100):
-        if not cgroup or not os.path.isdir(cgroup):
+        if not os.path.isdir(cgroup):
             return
         try:
             with open(os.path.join(cgroup, "cgroup.procs")) as f:
