@@ -127,6 +127,7 @@ def test_hidden_cases_never_reach_the_feedback(hostile):
     text = json.dumps(hostile["rows"])
     assert "LEAKED-CASE" not in leaker["feedback"]  # (a visible case may be shown, the hidden ones never)
     assert "[3.0]" not in text and "[1.0, 3.0]" not in text and "[10.0, 20.0]" not in text
+    assert "LEAKED_NAME" not in text and "10_20" not in text  # nor an exception class named after the case
 
 
 def test_output_is_capped_for_display_updates_and_widgets(hostile):

@@ -49,14 +49,16 @@ def rebuild_error(raised, message):
     """An exception of the student's type name, built here (no object of theirs crosses)."""
     if raised in ("KeyboardInterrupt", "SystemExit"):
         return Interrupted(message)
-    kind = getattr(builtins, raised, None) if isinstance(raised, str) else None
-    if not (isinstance(kind, type) and issubclass(kind, Exception)) or raised == "ExerciseError":
-        kind = ExerciseError if raised == "ExerciseError" else type(str(raised)[:60] or "Error", (Exception,), {})
+    name = re.sub(r"\W", "", str(raised))[:40] or "Error"
+    kind = getattr(builtins, name, None)
+    builtin = isinstance(kind, type) and issubclass(kind, Exception)
+    if not builtin:
+        kind = ExerciseError if name == "ExerciseError" else type(name, (Exception,), {})
     try:
         error = kind(message)
     except Exception:  # noqa: BLE001 (a builtin that wants other arguments)
-        error = type(str(raised)[:60], (Exception,), {})(message)
-    error.remote = True
+        error = type(name, (Exception,), {})(message)
+    error.remote, error.builtin = True, builtin
     return error
 
 
@@ -92,7 +94,8 @@ def judge(source, channel):
             if hidden:  # no case, no message of the student's: the hidden tests stay hidden
                 cause = error.__cause__ if getattr(error.__cause__, "remote", False) else error
                 kind = ("ran longer than its time limit" if isinstance(error, Interrupted) else
-                        f"raised {type(cause).__name__}" if getattr(cause, "remote", False) else
+                        f"raised {type(cause).__name__}" if getattr(cause, "builtin", False) else
+                        "raised an exception" if getattr(cause, "remote", False) else
                         "gave a wrong answer" if isinstance(error, FAILURES) else
                         f"gave an answer the check could not use ({type(error).__name__})")
                 return False, f"✗ a hidden test failed: your code {kind} on one of the instructor's cases"
