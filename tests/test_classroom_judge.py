@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from conftest import ROOT
 from dltoolbox import attention, fewshot, frozen, games, imitation, ngram, seq2seq, transfer, translation
 from dltoolbox.classroom import exercises, judge, probe
-from dltoolbox.classroom.grading import Channel
+from dltoolbox.classroom.kernel import Channel
 
 CHAPTERS = ROOT / "chapters"
 NEEDS_NOTEBOOK = {"seq2seq-ex2-check", "replays-ex6-check", "frozen-ex3-check", "lminit-ex3-check"}  # trained models

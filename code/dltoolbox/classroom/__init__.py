@@ -3,11 +3,13 @@ sandbox and judges its answers in a clean process. ``python -m dltoolbox.assignm
 
 - :mod:`.exercises` the format of exercise cells (nbgrader metadata), and the checker calls of a check cell
 - :mod:`.release` student notebooks, and the package students install (no hidden tests)
-- :mod:`.sandbox` bubblewrap around each submission's kernel
+- :mod:`.grading` the class: every submission found, one worker each, the gradebook (:mod:`.gradebook`)
+- :mod:`.workers` a worker process per submission, forked from a server that imported the grader once
+- :mod:`.notebook` one submission: :mod:`.assemble` the notebook to run, :mod:`.kernel` run it, the verdicts
+- :mod:`.sandbox` bubblewrap around each submission's kernel, with its limits
 - :mod:`.probe`, :mod:`.plain` the student's side: run a request in the kernel, answer as plain data
-- :mod:`.judge` the checkers run in the grader's process on those answers
-- :mod:`.grading` the class: one worker process per submission, the gradebook
-- :mod:`.hidden` the hidden cases (instructor side only)
+- :mod:`.judge` the instructor's checkers, run in the worker's own process on those answers
+- :mod:`.hidden` the hidden cases and the references the package lacks (instructor side only)
 """
 from pathlib import Path
 
