@@ -116,7 +116,8 @@ def checker_calls(source):
         if isinstance(node, ast.ImportFrom) and node.module == "dltoolbox.checks":
             aliases.update({a.asname or a.name: f"dltoolbox.checks.{a.name}" for a in node.names})
         elif isinstance(node, ast.Import):
-            aliases.update({a.asname: a.name for a in node.names if a.asname and a.name.startswith("dltoolbox.checks.")})
+            aliases.update({a.asname: a.name for a in node.names
+                            if a.asname and a.name.startswith("dltoolbox.checks.")})
         expr = node.value if isinstance(node, ast.Expr) else node.test if isinstance(node, ast.Assert) else None
         if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)
                 and isinstance(expr.func.value, ast.Name) and expr.func.value.id in aliases

@@ -26,7 +26,6 @@ class Limits:
     processes: int = 256          # processes in the sandbox
 
 
-
 def grade_notebook(text, source_path, limits=None):
     """Grade one submitted notebook (its text) against its instructor notebook: (rows, the executed notebook)."""
     limits = limits or Limits()
