@@ -64,3 +64,17 @@ def test_the_sandbox_limits_processes(tmp_path):
     sandbox.remove_cgroup(tmp_path)
     assert "refused after" in run.stdout, run.stdout + run.stderr
     assert int(run.stdout.split()[2]) <= 20
+
+
+def test_the_sandbox_limits_memory_in_all(tmp_path):
+    """Three processes of 600 MB each stay within the per-process limit, not within 1 GiB in all."""
+    if not sandbox.cgroups("probe").get("memory"):
+        pytest.skip("no memory cgroup here: only the per-process limit applies")
+    code = ("import subprocess, sys\n"
+            "hog = 'import time; block = b\"x\" * (600 << 20); time.sleep(3)'\n"
+            "procs = [subprocess.Popen([sys.executable, '-c', hog]) for _ in range(3)]\n"
+            "print([p.wait() for p in procs])\n")
+    run = subprocess.run(sandbox.command(tmp_path, sandbox.Sandbox(memory=1 << 30)) + [sys.executable, "-c", code],
+                         capture_output=True, text=True, timeout=120)
+    sandbox.remove_cgroup(tmp_path)
+    assert run.returncode != 0 or "-9" in run.stdout, run.stdout + run.stderr

@@ -6,6 +6,7 @@ no view of other processes (its own PID namespace: when the sandbox ends, every 
 ends with it), no instructor notebooks, other submissions or gradebook. Limits: address space (memory),
 processes, file size, all set before ``bwrap`` starts; time limits are the grader's.
 """
+import json
 import os
 import shutil
 import signal
@@ -21,17 +22,18 @@ from . import HIDDEN, PACKAGE
 SYSTEM = ["/usr", "/bin", "/lib", "/lib32", "/lib64", "/sbin", "/etc/alternatives", "/etc/ld.so.cache",
           "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/passwd", "/etc/group",
           "/etc/nsswitch.conf", "/etc/ssl", "/etc/fonts", "/etc/matplotlibrc"]
-LAUNCH = """import os, resource, sys
+LAUNCH = """import json, os, resource, sys
 limits = {name: int(value) for name, value in (a.split('=') for a in sys.argv[1].split(','))}
 for name, value in limits.items():
     resource.setrlimit(getattr(resource, name), (value, value))
-if sys.argv[2] != '-':  # root: Linux never applies RLIMIT_NPROC to root, a pids cgroup does the counting
-    os.makedirs(sys.argv[2], exist_ok=True)
-    with open(os.path.join(sys.argv[2], 'pids.max'), 'w') as f:
-        f.write(sys.argv[3])
-    with open(os.path.join(sys.argv[2], 'cgroup.procs'), 'w') as f:
+for path, files in json.loads(sys.argv[2]).items():  # root: cgroups count processes and memory
+    os.makedirs(path, exist_ok=True)
+    for name, value in files.items():
+        with open(os.path.join(path, name), 'w') as f:
+            f.write(value)
+    with open(os.path.join(path, 'cgroup.procs'), 'w') as f:
         f.write(str(os.getpid()))
-os.execvp(sys.argv[4], sys.argv[4:])
+os.execvp(sys.argv[3], sys.argv[3:])
 """
 
 
@@ -44,19 +46,18 @@ class Sandbox:
 
 
 def remove_cgroup(prefix):
-    """End every process left in a sandbox's pids cgroup, then remove it (see :func:`pids_cgroup`)."""
-    cgroup = pids_cgroup(f"dltoolbox-{os.getpid()}-{Path(prefix).name}")
-    if cgroup:
+    """End every process left in a sandbox's cgroups, then remove them (see :func:`cgroups`)."""
+    for cgroup in cgroups(f"dltoolbox-{os.getpid()}-{Path(prefix).name}").values():
         _remove(cgroup)
 
 
 def remove_cgroups_of(pid):
-    """Remove the pids cgroups left by a worker process `pid` that was killed."""
-    base = pids_cgroup("")
-    if base and os.path.isdir(base):
-        for entry in os.scandir(base):
-            if entry.name.startswith(f"dltoolbox-{pid}-"):
-                _remove(entry.path)
+    """Remove the cgroups left by a worker process `pid` that was killed."""
+    for base in set(cgroups("").values()):
+        if os.path.isdir(base):
+            for entry in os.scandir(base):
+                if entry.name.startswith(f"dltoolbox-{pid}-"):
+                    _remove(entry.path)
 
 
 def _remove(cgroup):
@@ -88,7 +89,7 @@ def problem():
         return f"bubblewrap could not be run: {error}"
     if run.returncode != 0:
         return f"bubblewrap cannot create its namespaces here: {run.stderr.strip()[:300]}"
-    if os.getuid() == 0 and pids_cgroup("probe") is None:
+    if os.getuid() == 0 and "pids" not in cgroups("probe"):
         return ("running as root with no writable pids cgroup, the sandbox's process limit cannot be enforced "
                 "(Linux does not apply RLIMIT_NPROC to root): run the grader as an ordinary user")
     return None
@@ -105,16 +106,33 @@ def _processes_of(uid):
     return count
 
 
-def pids_cgroup(name):
-    """A pids cgroup folder to create for one sandbox when running as root, or None (not root, or none writable)."""
+def cgroups(name):
+    """{controller: folder} of the pids and memory cgroups to create for one sandbox when running as root
+    (Linux never applies RLIMIT_NPROC to root), for each controller whose hierarchy is writable here."""
     if os.getuid() != 0:
-        return None
-    for base in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup"):
-        control = os.path.join(base, "cgroup.subtree_control")
-        if os.access(os.path.join(base, "cgroup.procs"), os.W_OK) and (
-                base.endswith("pids") or (os.path.exists(control) and "pids" in open(control).read())):
-            return os.path.join(base, name)
-    return None
+        return {}
+    found = {}
+    for controller in ("pids", "memory"):
+        for base in (f"/sys/fs/cgroup/{controller}", "/sys/fs/cgroup"):
+            control = os.path.join(base, "cgroup.subtree_control")
+            if os.access(os.path.join(base, "cgroup.procs"), os.W_OK) and (
+                    base.endswith(controller) or (os.path.exists(control) and controller in open(control).read())):
+                found[controller] = os.path.join(base, name)
+                break
+    return found
+
+
+def _cgroup_files(folders, limits):
+    """What to write into each cgroup folder: the process and memory limits (cgroup v1 or v2 names)."""
+    files = {}
+    for controller, path in folders.items():
+        v2 = not path.startswith(f"/sys/fs/cgroup/{controller}/")
+        entry = files.setdefault(path, {})
+        if controller == "pids":
+            entry["pids.max"] = str(limits.processes)
+        else:
+            entry["memory.max" if v2 else "memory.limit_in_bytes"] = str(limits.memory)
+    return files
 
 
 def command(scratch, limits=None):
@@ -125,9 +143,9 @@ def command(scratch, limits=None):
     # RLIMIT_NPROC counts every process of this user: allow the sandbox `processes` more than there are now
     rlimits = {"RLIMIT_AS": limits.memory, "RLIMIT_FSIZE": limits.file_size, "RLIMIT_CORE": 0,
                "RLIMIT_NPROC": _processes_of(os.getuid()) + limits.processes}
-    cgroup = pids_cgroup(f"dltoolbox-{os.getpid()}-{Path(scratch).name}")
+    folders = cgroups(f"dltoolbox-{os.getpid()}-{Path(scratch).name}")
     cmd = [sys.executable, "-I", "-S", "-c", LAUNCH, ",".join(f"{k}={v}" for k, v in rlimits.items()),
-           cgroup or "-", str(limits.processes), bwrap_path(),
+           json.dumps(_cgroup_files(folders, limits)), bwrap_path(),
            "--unshare-all", "--die-with-parent", "--cap-drop", "ALL", "--unshare-user", "--uid", "65534",
            "--gid", "65534", "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in SYSTEM:
