@@ -37,8 +37,11 @@ def chromium():
     if found:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, timeout=900,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-q", "chromium"]
+        if subprocess.run(install, capture_output=True, timeout=900, env=env).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=600, env=env)
+            subprocess.run(install, capture_output=True, timeout=900, env=env)
         found = shutil.which("chromium")
     if not found:
         pytest.skip("Debian's chromium is not installed and could not be (apt-get install chromium)")
