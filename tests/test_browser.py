@@ -1,7 +1,7 @@
 """Every page of the built book in a real browser (Debian's chromium, driven by Playwright), offline.
 
 Per page: the article is there, nothing was requested from the network, no script raised, every image
-loaded, every equation was typeset by MathJax, every stored widget was drawn, and at a phone's width
+loaded and has alt text, every equation was typeset by MathJax, every stored widget was drawn, and at a phone's width
 (390 px) nothing overflows sideways. Screenshots go to _build/screenshots/ (not committed).
 """
 import os
@@ -17,6 +17,7 @@ SHOTS = ROOT / "_build" / "screenshots"
 STATE = """() => ({
   article: (document.querySelector('article.bd-article') || {innerText: ''}).innerText.length,
   images: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
+  unlabelled: Array.from(document.querySelectorAll('article.bd-article img')).filter(i => !(i.alt || '').trim()).map(i => i.src),
   math: document.querySelectorAll('.math').length,
   typeset: document.querySelectorAll('mjx-container').length,
   widgets: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
@@ -104,6 +105,8 @@ def test_every_page_works_offline_in_a_browser(html, browser):
             problems.append("no article text")
         if state["images"]:
             problems.append(f"images not loaded: {state['images'][:3]}")
+        if state["unlabelled"]:
+            problems.append(f"images without alt text: {state['unlabelled'][:3]}")
         if state["typeset"] < state["math"]:
             problems.append(f"{state['math'] - state['typeset']} of {state['math']} equations not typeset")
         if state["drawn"] < state["widgets"]:

@@ -117,3 +117,12 @@ def test_the_kernel_spread_is_of_the_stored_run():
         native = {metric: entry["values"]["native"] for metric, entry in spread["notebooks"][name].items()}
         assert native == read_results(path), f"{name}: re-run python -m dltoolbox.notebooks spread"
         assert all(e["min"] <= e["values"]["native"] <= e["max"] for e in spread["notebooks"][name].values())
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_figure_has_a_text_alternative(path):
+    """Each cell that shows a figure carries its alt text (cell metadata mystnb.image.alt), for screen readers."""
+    for i, cell in enumerate(load(path)["cells"]):
+        if cell["cell_type"] == "code" and any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+            alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
+            assert len(alt) > 20, f"cell {i}: a figure without alt text (metadata mystnb.image.alt)"
