@@ -3,15 +3,19 @@
     python -m dltoolbox.notebooks run                     # every notebook under chapters/
     python -m dltoolbox.notebooks run chapters/02_ngrams  # one chapter
     python -m dltoolbox.notebooks spread                  # results of every notebook on several CPU kernels
+    python -m dltoolbox.notebooks benchmark               # wall time and peak memory of every notebook
 
 `run` records in each notebook's metadata the machine its outputs come from. `spread` executes every
 notebook (copies, never the originals) once per CPU kernel setting, two at a time, and writes the range
-of each results-cell metric to chapters/kernel_spread.json, which the Results page shows.
+of each results-cell metric to chapters/kernel_spread.json, which the Results page shows. `benchmark`
+executes each notebook (a copy) alone in a fresh process and kernel and writes its wall-clock time and
+peak memory to chapters/benchmark.json (a benchmark on a quiet machine, not a timed test).
 """
 import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -166,6 +170,45 @@ def spread(paths, settings, timeout=900, jobs=2, out=SPREAD_FILE, reuse=None):
     return table
 
 
+BENCHMARK_FILE = ROOT / "chapters" / "benchmark.json"
+
+
+def benchmark(paths, timeout=900, out=BENCHMARK_FILE):
+    """Execute each notebook (a copy) in a fresh process, one at a time; its wall time and peak memory.
+
+    Peak memory is the largest resident set of any one process of the run (the kernel, or a worker it
+    started), as the operating system reports it for the finished process tree (getrusage's ru_maxrss).
+    Writes {"machine": ..., "notebooks": {name: {"seconds", "peak_MiB"}}} to `out` and returns it.
+    """
+    table = {"machine": {k: v for k, v in machine().items() if k != "kernels"}, "notebooks": {}}
+    with tempfile.TemporaryDirectory() as folder:
+        for path in notebook_paths(paths):
+            copy = Path(folder) / path.name
+            code = (f"from dltoolbox.notebooks import execute; "
+                    f"execute({str(path)!r}, timeout={int(timeout)}, out={str(copy)!r})")
+            start = time.perf_counter()
+            child = subprocess.Popen([sys.executable, "-c", code])
+            _, status, usage = os.wait4(child.pid, 0)
+            seconds = time.perf_counter() - start
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise RuntimeError(f"{path}: the notebook failed (exit status {os.waitstatus_to_exitcode(status)})")
+            kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024  # macOS: bytes
+            table["notebooks"][_name(path)] = {"seconds": round(seconds, 1), "peak_MiB": round(kib / 1024, 1)}
+            print(f"  {_name(path)}: {seconds:.0f} s, {kib / 1024:.0f} MiB", flush=True)
+    Path(out).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    return table
+
+
+def benchmark_markdown(table):
+    """The benchmark as a Markdown table, with the machine it ran on."""
+    m = table["machine"]
+    rows = [f"Measured on {m['cpu']} ({m['arch']}), torch {m['torch']}, Python {m['python']}, "
+            f"{m['threads']} thread(s), each notebook alone in a fresh kernel:", "",
+            "| notebook | wall time (s) | peak memory (MiB) |", "|---|---|---|"]
+    rows += [f"| {name} | {r['seconds']:.0f} | {r['peak_MiB']:.0f} |" for name, r in table["notebooks"].items()]
+    return "\n".join(rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m dltoolbox.notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -183,8 +226,17 @@ def main(argv=None):
     spread_.add_argument("--reuse", action="append", default=[], metavar="SETTING=FOLDER",
                          help="read that setting's results from notebooks already executed with it "
                               "(e.g. native=chapters: the stored outputs)")
+    bench = sub.add_parser("benchmark", help="wall time and peak memory of each notebook, one at a time")
+    bench.add_argument("paths", nargs="*", default=[str(ROOT / "chapters")])
+    bench.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    bench.add_argument("--out", default=str(BENCHMARK_FILE))
     args = parser.parse_args(argv)
     os.environ.setdefault("DLTOOLBOX_DEVICE", "cpu")  # stored outputs are the CPU run's
+    if args.command == "benchmark":
+        table = benchmark(args.paths, timeout=args.timeout, out=args.out)
+        print(benchmark_markdown(table))
+        print(f"wrote {args.out}")
+        return 0
     if args.command == "spread":
         reuse = dict(item.split("=", 1) for item in args.reuse)
         spread(args.paths, [s.strip() for s in args.settings.split(",") if s.strip()], timeout=args.timeout,

@@ -1,0 +1,28 @@
+"""The notebook benchmark: each notebook alone in a fresh process, its wall time and peak memory."""
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from dltoolbox import notebooks
+
+
+def test_benchmark_times_and_measures_a_notebook_without_touching_it(tmp_path):
+    path = tmp_path / "alloc.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("block = bytearray(300 * 2**20)\nprint(len(block))")]), path)
+    before = path.read_bytes()
+    out = tmp_path / "benchmark.json"
+    table = notebooks.benchmark([path], timeout=120, out=out)
+    row = table["notebooks"]["alloc.ipynb"]
+    assert row["peak_MiB"] >= 300                       # the kernel held 300 MiB at once
+    assert 0 < row["seconds"] < 120
+    assert json.loads(out.read_text()) == table and path.read_bytes() == before
+    assert "| alloc.ipynb |" in notebooks.benchmark_markdown(table)
+
+
+def test_a_failing_notebook_is_an_error(tmp_path):
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("raise ValueError('no')")]), path)
+    with pytest.raises(RuntimeError, match="the notebook failed"):
+        notebooks.benchmark([path], timeout=60, out=tmp_path / "b.json")
