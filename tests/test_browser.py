@@ -119,3 +119,17 @@ def test_every_page_works_offline_in_a_browser(html, browser):
         if problems:
             failures[name] = problems
     assert not failures, failures
+
+
+def test_the_kernel_free_explorer_answers_a_slider(html, browser):
+    """Chapter 7's explorer computes in the page: moving a slider changes the prediction, with no kernel."""
+    context = browser.new_context()
+    context.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file://") else r.abort())
+    page = context.new_page()
+    page.goto((html / "chapters/07_scale/scale.html").as_uri(), wait_until="load")
+    before = page.inner_text("#scale-prediction")
+    page.eval_on_selector("#scale-n", "e => { e.value = 8; e.dispatchEvent(new Event('input')); }")
+    after = page.inner_text("#scale-prediction")
+    context.close()
+    assert before.startswith("predicted test loss") and after.startswith("predicted test loss")
+    assert after != before

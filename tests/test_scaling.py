@@ -170,3 +170,12 @@ def test_fit_without_a_constant_is_kaplans_straight_line():
     assert fit["c"] == 0.0 and abs(fit["alpha"] - 0.076) < 1e-4 and fit["a"] == pytest.approx(9.0, rel=1e-3)
     with pytest.raises(ValueError):
         scaling.fit_power_law(N, -np.ones(5), constant=False)
+
+
+def test_the_kernel_free_explorer_carries_the_fit_and_refuses_a_broken_one():
+    surface = dict(E=1.5, A=40.0, alpha=0.4, B=60.0, beta=0.35)
+    page = scaling.explorer_html(surface, cpu_rate=5e9, accelerator_rate=3e13)
+    assert '"alpha": 0.4' in page and 'id="scale-n"' in page and 'id="scale-prediction"' in page
+    assert "http" not in page                                   # nothing to fetch: it works offline
+    with pytest.raises(ValueError):
+        scaling.explorer_html({**surface, "beta": float("nan")}, cpu_rate=5e9, accelerator_rate=3e13)

@@ -411,3 +411,46 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def explorer_html(surface, cpu_rate, accelerator_rate, log10_n=(3, 9), log10_d=(4, 12), start=(60_000, 256_000)):
+    """A kernel-free explorer of the fitted L(N, D): two sliders and the prediction, computed in the page.
+
+    Returns HTML with a small inline script (no library, no network), so it works in the static book and
+    in Jupyter alike: predicted loss, compute 6ND, time at `cpu_rate` and at `accelerator_rate` (FLOP/s).
+    """
+    import json
+
+    params = {k: float(surface[k]) for k in ("E", "A", "alpha", "B", "beta")}
+    if not all(np.isfinite(v) for v in params.values()) or cpu_rate <= 0 or accelerator_rate <= 0:
+        raise ValueError("the surface's parameters must be finite and the rates positive")
+    n0, d0 = (math.log10(v) for v in start)
+    return f"""<div class="scale-explorer" id="scale-explorer" style="max-width: 36em">
+<label>N (weights): <input type="range" id="scale-n" min="{log10_n[0]}" max="{log10_n[1]}" step="0.1" value="{n0:.1f}"
+  aria-label="model size, log10 of the weights"> <output id="scale-n-out"></output></label><br>
+<label>D (tokens): <input type="range" id="scale-d" min="{log10_d[0]}" max="{log10_d[1]}" step="0.1" value="{d0:.1f}"
+  aria-label="training tokens, log10"> <output id="scale-d-out"></output></label>
+<p id="scale-prediction" aria-live="polite"></p>
+<script>
+(function () {{
+  const p = {json.dumps(params)}, cpu = {float(cpu_rate)!r}, acc = {float(accelerator_rate)!r};
+  const fmt = x => x >= 1e4 ? x.toExponential(1) : x.toFixed(0);
+  const hours = s => s / 3600 < 1 ? (s / 60).toPrecision(2) + " min" : (s / 3600).toPrecision(3) + " h";
+  function update() {{
+    const N = Math.pow(10, +document.getElementById("scale-n").value);
+    const D = Math.pow(10, +document.getElementById("scale-d").value);
+    const L = p.E + p.A * Math.pow(N, -p.alpha) + p.B * Math.pow(D, -p.beta), C = 6 * N * D;
+    const G = Math.pow(p.alpha * p.A / (p.beta * p.B), 1 / (p.alpha + p.beta));
+    const Nopt = G * Math.pow(C / 6, p.beta / (p.alpha + p.beta));
+    document.getElementById("scale-n-out").textContent = fmt(N);
+    document.getElementById("scale-d-out").textContent = fmt(D);
+    document.getElementById("scale-prediction").textContent =
+      "predicted test loss " + L.toFixed(3) + " nats/char; compute 6ND = " + C.toExponential(2) +
+      " FLOPs: " + hours(C / cpu) + " on one core of this CPU, " + hours(C / acc) +
+      " on one accelerator; for that compute the fit prefers N = " + fmt(Nopt) + ", D = " + fmt(C / 6 / Nopt);
+  }}
+  document.getElementById("scale-n").addEventListener("input", update);
+  document.getElementById("scale-d").addEventListener("input", update);
+  update();
+}})();
+</script></div>"""
