@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 import torch.nn as nn
-from scipy import optimize, stats
+from scipy import optimize
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import frozen, ngram
+from .compare import mean_interval  # noqa: F401  (sc.mean_interval in the notebook)
 from .progress import progress
 
 
@@ -206,15 +207,6 @@ def fit_power_law(N, L, constant=True):
         (a, alpha), c = params, 0.0
     return {"a": float(a * scale ** alpha), "alpha": float(alpha), "c": float(c),
             "alpha_se": float(np.sqrt(cov[1, 1])) if np.isfinite(cov[1, 1]) else float("nan")}
-
-
-def mean_interval(values, confidence=0.95):
-    """Mean and the half-width of its t-interval over independent runs (seeds)."""
-    values = np.asarray(values, dtype=float)
-    if values.ndim != 1 or len(values) < 2:
-        raise ValueError(f"need at least 2 values, got {values.shape}")
-    half = stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean()), float(half)
 
 
 def loss_at_tokens(run, n_tokens):

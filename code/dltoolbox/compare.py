@@ -1,0 +1,88 @@
+"""Comparing models fairly: intervals over seeds, paired differences, and runs in parallel processes.
+
+The course's rule for every comparison (README, "Comparing models fairly"): each arm gets the same tuning
+effort on validation data; every headline number has at least 3 seeds with a 95% interval; a difference
+between two arms is measured *paired* — the same test items and the same seeds — and the prose claims no
+more than its interval.
+"""
+import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+from scipy import stats
+
+from .progress import progress
+
+
+def mean_interval(values, confidence=0.95):
+    """Mean and the half-width of its Student t-interval over independent runs (seeds)."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or len(values) < 2:
+        raise ValueError(f"need at least 2 values in a 1-D sequence, got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("values must be finite")
+    half = stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return float(values.mean()), float(half)
+
+
+def paired_seed_interval(a, b, confidence=0.95):
+    """Mean of a − b over seeds paired by position (seed i of each arm), and its t-interval half-width."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired runs need the same seeds: shapes {a.shape} and {b.shape}")
+    return mean_interval(a - b, confidence)
+
+
+def paired_bootstrap(a, b, resamples=2000, confidence=0.95, seed=0, statistic=np.mean):
+    """Paired bootstrap of statistic(a) − statistic(b) over test items scored by both arms.
+
+    `a`, `b`: per-item scores (e.g. 0/1 correct, bits), shape (items,) or (seeds, items); with seeds the
+    same item columns are resampled for every seed, and the statistic is taken over all of them.
+    Returns {"difference", "low", "high"}: the observed difference and its percentile interval.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim not in (1, 2) or a.shape[-1] < 2:
+        raise ValueError(f"need per-item scores of the same shape, (items,) or (seeds, items); got {a.shape}, {b.shape}")
+    if resamples < 100:
+        raise ValueError(f"resamples must be at least 100, got {resamples}")
+    diff = a - b
+    items = diff.shape[-1]
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, items, size=(resamples, items))
+    samples = np.array([statistic(diff[..., i]) for i in index])
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return {"difference": float(statistic(diff)), "low": float(low), "high": float(high)}
+
+
+def mcnemar(a_correct, b_correct):
+    """McNemar's exact test for two classifiers scored on the same items (0/1 or bool per item).
+
+    Returns {"a_only", "b_only", "p_value"}: items only A got right, only B got right, and the two-sided
+    exact binomial p-value of that split under "no difference".
+    """
+    a, b = np.asarray(a_correct).astype(bool), np.asarray(b_correct).astype(bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"need 1-D per-item results of the same length, got {a.shape}, {b.shape}")
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    n = a_only + b_only
+    p = 1.0 if n == 0 else float(stats.binomtest(a_only, n, 0.5).pvalue)
+    return {"a_only": a_only, "b_only": b_only, "p_value": p}
+
+
+def run_parallel(function, jobs, processes=2, desc="runs"):
+    """[function(job) for job in jobs], `processes` at a time in fresh (spawned) processes; same order.
+
+    For independent runs such as seeds: `function` must be importable (defined in a module, not a
+    notebook) and its jobs picklable. Each process seeds itself through the job, so results do not depend
+    on `processes`.
+    """
+    jobs = list(jobs)
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    if processes == 1 or len(jobs) <= 1:
+        return [function(job) for job in progress(jobs, desc=desc)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=context) as pool:
+        return list(progress(pool.map(function, jobs), total=len(jobs), desc=desc))
