@@ -97,9 +97,9 @@ def test_fixture_follows_the_format_and_a_malformed_notebook_is_caught():
 
 def test_solutions_are_collapsed_behind_a_toggle_in_the_book(tmp_path):
     """MyST-NB (the book's renderer) puts each `hide-input` solution inside a closed <details> toggle;
-    dltoolbox.assignments_book drops the hidden tests from the page."""
+    dltoolbox.book.exercises drops the hidden tests from the page."""
     shutil.copy(PRACTICE, tmp_path)
-    (tmp_path / "conf.py").write_text('extensions = ["myst_nb", "dltoolbox.assignments_book"]\n'
+    (tmp_path / "conf.py").write_text('extensions = ["myst_nb", "dltoolbox.book.exercises"]\n'
                                       'nb_execution_mode = "off"\nhtml_theme = "sphinx_book_theme"\n'
                                       'root_doc = "practice"\n')
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-b", "html", str(tmp_path),
