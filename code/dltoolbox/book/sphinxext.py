@@ -88,26 +88,41 @@ class TranscriptDirective(Directive):
         return [block]
 
 
+def table(header, widths, rows, css_class):
+    """A docutils table: a header row of strings, then rows of inline nodes, with relative column widths."""
+    def row(cells):
+        line = nodes.row()
+        for content in cells:
+            entry, para = nodes.entry(), nodes.paragraph()
+            para += content
+            entry += para
+            line += entry
+        return line
+
+    out = nodes.table(classes=[css_class])
+    group = nodes.tgroup(cols=len(header))
+    out += group
+    for width in widths:
+        group += nodes.colspec(colwidth=width)
+    head, body = nodes.thead(), nodes.tbody()
+    group += head
+    head += row([nodes.Text(h) for h in header])
+    group += body
+    for cells in rows:
+        body += row(cells)
+    return out
+
+
 class GlossaryDirective(Directive):
     """A table of the transcript's speech-recognition errors and what was said."""
 
     def run(self):
-        table = nodes.table(classes=["transcription-glossary"])
-        group = nodes.tgroup(cols=3)
-        table += group
-        for width in (3, 3, 2):
-            group += nodes.colspec(colwidth=width)
-        head = nodes.thead()
-        group += head
-        head += ResultsDirective._row([nodes.Text("the transcript has"), nodes.Text("what was said"),
-                                       nodes.Text("first heard")])
-        body = nodes.tbody()
-        group += body
+        rows = []
         for heard, said in interview.GLOSSARY.items():
             first = interview.locate(heard)[0]
-            body += ResultsDirective._row([nodes.literal(text=heard), nodes.Text(said),
-                                           interview_link(f"line {first}", first)])
-        return [table]
+            rows.append([nodes.literal(text=heard), nodes.Text(said), interview_link(f"line {first}", first)])
+        return [table(["the transcript has", "what was said", "first heard"], (3, 3, 2), rows,
+                      "transcription-glossary")]
 
 
 def executed_on(path):
@@ -203,25 +218,14 @@ class ResultsDirective(Directive):
             ranges = (spread or {}).get("notebooks", {}).get(path.relative_to(root).as_posix(), {})
             for i, (name, value) in enumerate(metrics.items()):
                 rows.append((docname if i == 0 else None, name, spread_text(ranges.get(name), value)))
-        table = nodes.table(classes=["course-results"])
-        group = nodes.tgroup(cols=3)
-        table += group
-        for width in (3, 4, 3):
-            group += nodes.colspec(colwidth=width)
-        head = nodes.thead()
-        group += head
-        head += self._row([nodes.Text("notebook"), nodes.Text("metric"),
-                           nodes.Text("stored value (range across CPU kernels)")])
-        body = nodes.tbody()
-        group += body
+        body = []
         for docname, name, shown in rows:
+            ref = nodes.inline() if docname else nodes.Text("")
             if docname:
-                ref = nodes.inline()
-                xref = self._doc_ref(docname)
-                ref += xref
-            else:
-                ref = nodes.Text("")
-            body += self._row([ref, nodes.literal(text=name), nodes.Text(shown)])
+                ref += self._doc_ref(docname)
+            body.append([ref, nodes.literal(text=name), nodes.Text(shown)])
+        results_table = table(["notebook", "metric", "stored value (range across CPU kernels)"], (3, 4, 3), body,
+                              "course-results")
         out = []
         if spread:
             m = spread["machine"]
@@ -230,7 +234,7 @@ class ResultsDirective(Directive):
             out.append(nodes.paragraph(text=f"A range in brackets is over one run of each notebook per CPU kernel setting "
                                             f"({settings}) on an {m['arch']} {m['cpu']} with PyTorch {m['torch']}, "
                                             "written by python -m dltoolbox.notebooks spread."))
-        return out + [table]
+        return out + [results_table]
 
     @staticmethod
     def _doc_ref(docname):
@@ -238,17 +242,6 @@ class ResultsDirective(Directive):
         ref = pending_xref("", refdomain="std", reftype="doc", reftarget="/" + docname, refexplicit=False)
         ref += nodes.inline(text=docname)
         return ref
-
-    @staticmethod
-    def _row(cells):
-        row = nodes.row()
-        for content in cells:
-            entry = nodes.entry()
-            para = nodes.paragraph()
-            para += content
-            entry += para
-            row += entry
-        return row
 
 
 def setup(app):
