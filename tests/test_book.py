@@ -60,6 +60,18 @@ def test_results_page_lists_every_notebook(html):
             assert nb.stem in page
 
 
+def test_results_page_puts_each_paper_beside_its_measurement(html):
+    from dltoolbox.book import glance
+
+    page = (html / "chapters/results.html").read_text()
+    glance_part = page.split('class="course-glance', 1)[1].split("</table>", 1)[0]
+    rows = glance.rows(ROOT)
+    assert glance_part.count("<tr") == len(rows) + 1
+    for row in rows:
+        assert f"<strong>{row['verdict']}</strong>" in glance_part
+    assert "Sutskever" in glance_part and "Bahdanau" in glance_part, "citations resolved to their authors"
+
+
 def test_no_hidden_test_reaches_the_built_book_or_its_downloads(html):
     leaks = [str(p.relative_to(html)) for p in html.rglob("*") if p.is_file()
              and p.suffix not in (".png", ".jpg", ".woff", ".woff2", ".ttf", ".eot")
