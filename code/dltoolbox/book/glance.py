@@ -103,7 +103,8 @@ def markdown(rows_):
     for row in rows_:
         doc = "/" + str(Path(row["notebook"]).with_suffix("")).replace("\\", "/")
         seconds = f"{row['seconds']:.0f} s" if row["seconds"] is not None else "not measured"
-        cells = [f"{{doc}}`{Path(row['notebook']).stem} <{doc}>`", f"{row['paper']} ({{cite:t}}`{row['cite']}`, {row['figure']})",
+        cells = [f"{{doc}}`{Path(row['notebook']).stem} <{doc}>`",
+                 f"{row['paper']} ({{cite:t}}`{row['cite']}`, {row['figure']})",
                  row["measured"], f"**{row['verdict']}**", seconds]
         lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     return "\n".join(lines)
