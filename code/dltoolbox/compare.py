@@ -43,7 +43,8 @@ def paired_bootstrap(a, b, resamples=2000, confidence=0.95, seed=0, statistic=np
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim not in (1, 2) or a.shape[-1] < 2:
-        raise ValueError(f"need per-item scores of the same shape, (items,) or (seeds, items); got {a.shape}, {b.shape}")
+        raise ValueError("need per-item scores of the same shape, (items,) or (seeds, items); "
+                         f"got {a.shape}, {b.shape}")
     if resamples < 100:
         raise ValueError(f"resamples must be at least 100, got {resamples}")
     diff = a - b
