@@ -6,6 +6,7 @@ article is there, nothing was requested from the network, no script raised, ever
 alt text, every equation was typeset by MathJax, every stored widget was drawn, and at a phone's width
 (390 px) nothing overflows sideways. Screenshots go to _build/screenshots/ (not committed).
 """
+import json
 import os
 import re
 import shutil
@@ -58,6 +59,16 @@ def test_results_page_lists_every_notebook(html):
     for nb in sorted((ROOT / "chapters").rglob("*.ipynb")):
         if ".ipynb_checkpoints" not in nb.parts:
             assert nb.stem in page
+
+
+def test_running_times_page_shows_the_latest_benchmark(html):
+    page = (html / "chapters/benchmark.html").read_text()
+    bench = ROOT / "chapters" / "benchmark.json"
+    if bench.exists():
+        for name in json.loads(bench.read_text())["notebooks"]:
+            assert Path(name).name in page
+    else:
+        assert "No benchmark has been recorded yet" in page
 
 
 def test_results_page_puts_each_paper_beside_its_measurement(html):
@@ -227,6 +238,26 @@ def test_every_page_works_offline_in_a_browser(html, browser):
         if problems:
             failures[name] = problems
     assert not failures, failures
+
+
+def test_every_kernel_free_figure_browser_flips_its_figure(html, browser):
+    """Each figure browser (dltoolbox.plots.figure_browser) shows another figure when its slider moves."""
+    context = browser.new_context()
+    context.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file://") else r.abort())
+    page, seen = context.new_page(), 0
+    for path in sorted(html.rglob("*.html")):
+        if 'class="figure-browser"' not in path.read_text(errors="replace"):
+            continue
+        page.goto(path.as_uri(), wait_until="load")
+        for browser_ in page.query_selector_all(".figure-browser"):
+            seen += 1
+            before = (browser_.eval_on_selector("img", "e => e.src"), browser_.inner_text("output"))
+            browser_.eval_on_selector("input", "e => { e.value = e.max; e.dispatchEvent(new Event('input')); }")
+            after = (browser_.eval_on_selector("img", "e => e.src"), browser_.inner_text("output"))
+            assert after[0] != before[0] and after[1] != before[1], f"{path.name}: the figure did not change"
+            assert browser_.eval_on_selector("img", "e => e.complete && e.naturalWidth > 0 && e.alt.length > 0")
+    context.close()
+    assert seen >= 2, "the seq2seq and attention pages each have a figure browser"
 
 
 def test_the_kernel_free_explorer_answers_a_slider(html, browser):

@@ -157,3 +157,28 @@ def test_spread_runs_each_setting_in_its_own_environment(tmp_path):
     table = notebooks.spread([tmp_path / "probe.ipynb"], ["default", "native"], jobs=1, timeout=120,
                              out=tmp_path / "spread.json")
     assert table["notebooks"]["probe.ipynb"]["forced"]["values"] == {"native": 0, "default": 1}
+
+
+def test_figure_browser_embeds_every_frame_with_alt_text_and_is_deterministic():
+    import matplotlib.pyplot as plt
+
+    from dltoolbox import plots
+
+    def frames():
+        out = []
+        for k in range(3):
+            fig, ax = plt.subplots()
+            ax.plot([0, 1], [0, k])
+            out.append((f"slope {k}", fig, f"a line of slope {k}"))
+        return out
+
+    html = plots.figure_browser(frames(), label="slope").data
+    assert html.count("data:image/png;base64,") == 4  # the first frame shown, and all three in the script
+    assert 'max="2"' in html and 'alt="a line of slope 0"' in html and "a line of slope 2" in html
+    assert html == plots.figure_browser(frames(), label="slope").data
+    assert not plt.get_fignums(), "the figures are closed once drawn"
+    fig, _ = plt.subplots()
+    with pytest.raises(ValueError, match="alt text"):
+        plots.figure_browser([("x", fig, " ")])
+    with pytest.raises(ValueError):
+        plots.figure_browser([])

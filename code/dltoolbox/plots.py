@@ -43,3 +43,49 @@ def plot_history(history, keys=None, xlabel="step", ylabel=None, ax=None, logy=F
     if len(keys) > 1:
         ax.legend()
     return ax
+
+
+def figure_browser(frames, label="figure", title=None, dpi=80):
+    """A kernel-free figure browser: a slider that flips between precomputed figures, in the page itself.
+
+    `frames`: a list of (caption, matplotlib Figure, alt text). Each figure is drawn once, to a PNG inside
+    the HTML (and closed); a small inline script swaps image, alt text and caption as the slider moves, so
+    it works in the static book with no kernel and no network, as in Jupyter. Returns an IPython HTML
+    object. The browser's id is derived from its captions, so the same frames give the same HTML.
+    """
+    import base64
+    import hashlib
+    import html
+    import io
+    import json
+
+    from IPython.display import HTML
+
+    if not frames:
+        raise ValueError("figure_browser needs at least one frame")
+    shown = []
+    for caption, fig, alt in frames:
+        if not alt or not str(alt).strip():
+            raise ValueError(f"frame {caption!r} has no alt text")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        shown.append({"src": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(),
+                      "alt": str(alt), "caption": str(caption)})
+    uid = "fb-" + hashlib.sha1(json.dumps([f["caption"] for f in shown]).encode()).hexdigest()[:10]
+    first = shown[0]
+    heading = f"<p><strong>{html.escape(title)}</strong></p>\n" if title else ""
+    return HTML(f"""<div class="figure-browser" id="{uid}">
+{heading}<label>{html.escape(label)}: <input type="range" min="0" max="{len(shown) - 1}" step="1" value="0"
+  aria-label="{html.escape(label)}"> <output aria-live="polite">{html.escape(first['caption'])}</output></label>
+<div><img src="{first['src']}" alt="{html.escape(first['alt'])}" style="max-width: 100%"></div>
+<script>
+(function () {{
+  const root = document.getElementById("{uid}"), frames = {json.dumps(shown)};
+  const slider = root.querySelector("input"), img = root.querySelector("img"), out = root.querySelector("output");
+  slider.addEventListener("input", function () {{
+    const f = frames[+slider.value];
+    img.src = f.src; img.alt = f.alt; out.textContent = f.caption;
+  }});
+}})();
+</script></div>""")

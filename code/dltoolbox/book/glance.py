@@ -132,5 +132,24 @@ def setup(app):
                                     self.content_offset, container)
             return [container]
 
+    class BenchmarkDirective(SphinxDirective):
+        """The latest notebook benchmark (chapters/benchmark.json) as a table, or how to make one."""
+
+        def run(self):
+            from ..notebooks import benchmark_markdown
+
+            path = Path(self.env.srcdir) / BENCHMARK_FILE
+            self.env.note_dependency(str(path))
+            if path.exists():
+                text = benchmark_markdown(json.loads(path.read_text(encoding="utf-8")))
+            else:
+                text = ("No benchmark has been recorded yet: run `python -m dltoolbox.notebooks benchmark` on a "
+                        "quiet machine and commit `chapters/benchmark.json`.")
+            container = nodes.container(classes=["course-benchmark"])
+            self.state.nested_parse(StringList(text.splitlines(), source=str(BENCHMARK_FILE)), self.content_offset,
+                                    container)
+            return [container]
+
     app.add_directive("course-glance", GlanceDirective)
+    app.add_directive("course-benchmark", BenchmarkDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "0.1"}
