@@ -189,10 +189,11 @@ def lr_factor(step, num_steps, schedule="constant"):
 
 
 def train(model, pairs, num_steps=1500, batch_size=64, lr=3e-3, seed=0, clip=1.0, desc="train",
-          schedule="constant"):
+          schedule="constant", callback=None):
     """Adam with teacher forcing on length-sorted random batches, a fixed number of steps; the history.
 
     `lr` is the peak learning rate; `schedule` (see :func:`lr_factor`) shapes it over the steps.
+    `callback(steps_taken, model)`, if given, runs after every step (e.g. to evaluate at checkpoints).
     """
     if num_steps < 1 or batch_size < 1 or not pairs:
         raise ValueError("train needs num_steps >= 1, batch_size >= 1 and some pairs")
@@ -214,6 +215,9 @@ def train(model, pairs, num_steps=1500, batch_size=64, lr=3e-3, seed=0, clip=1.0
         history["loss"].append(loss.item())
         history["tokens"].append(int(src_lengths.sum()) + int((y_out != model.tgt_vocab.pad).sum()))
         history["seconds"].append(time.perf_counter() - start)
+        if callback is not None:
+            callback(len(history["loss"]), model)
+            model.train()
     model.eval()
     return history
 

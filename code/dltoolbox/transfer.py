@@ -113,3 +113,137 @@ def train_target_lm(lm, sentences, vocab, num_steps=500, batch_size=64, lr=3e-3,
         opt.step()
         history["loss"].append(loss.item())
     return history
+
+
+# ---- The low-data experiment: a decoder started from a target-side LM, then fine-tuned on few pairs ----
+# The recipe measured here: train an LM on target-side text, copy it into the translator's decoder, then
+# fine-tune the whole translator on the parallel pairs with the translation loss only. It is a part of
+# Ramachandran et al. (2017), who also pretrain the encoder on source-side text and keep both LM losses
+# during fine-tuning.
+
+SIZES = {"2%": 400, "5%": 1000}                                     # parallel pairs, of the 20,000
+INITS = ("random", "LM")
+SWEEP_LRS = (1e-3, 3e-3, 1e-2)
+SWEEP_STEPS = (200, 300, 400)                                       # checkpoints of one 400-step run
+SWEEP_SEEDS = (100, 101)                                            # not the notebook's seeds
+
+
+def lm_init_data(seed=0):
+    """The experiment's data: low-data training pairs, validation, test, and target-side text.
+
+    The target-side sentences come from sources outside the validation and test sets.
+    """
+    from . import translation
+
+    splits = translation.make_splits(seed=seed, n_train=20000, n_valid=500, n_test=1000)
+    held_out = translation.sources(splits["valid"]) | translation.sources(splits["test"])
+    return {"low_data": {k: splits["train"][:n] for k, n in SIZES.items()}, "valid": splits["valid"],
+            "test": splits["test"][:500],
+            "monolingual": [" ".join(t) for t in translation.target_sentences(20000, seed=2, exclude=held_out)]}
+
+
+def target_lm(sentences, vocab, num_steps=400, seed=0, **kwargs):
+    """An LSTMLanguageModel (the decoder's shape) built from `seed` and trained on `sentences`; (lm, history)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        lm = LSTMLanguageModel(len(vocab))
+    history = train_target_lm(lm, sentences, vocab, num_steps=num_steps, seed=seed + 1, **kwargs)
+    lm.eval()
+    return lm, history
+
+
+def score(model, pairs):
+    """Greedy-decoding metrics of `model` on `pairs`, with each item's exact match (for paired tests)."""
+    from . import seq2seq
+
+    metrics = seq2seq.evaluate(model, pairs)
+    correct = [h == list(t) for h, (_, t) in zip(metrics["hypotheses"], pairs)]
+    return {"bleu": metrics["bleu"], "exact": metrics["exact_match"], "tokens": metrics["token_accuracy"],
+            "correct": correct}
+
+
+def fine_tune(job):
+    """One run: build the translator from job["seed"], copy the LM into its decoder if job["init"] == "LM",
+    train it on job["train"] with Adam at job["lr"], and score it on job["eval_pairs"] at each checkpoint.
+
+    Returns {"loss": [...], "scores": {step: score(...)}, "state": the trained weights if job["keep"]}.
+    Runs alone in a process (see compare.run_parallel): one thread, no progress bar.
+    """
+    import os
+
+    from . import seq2seq, translation
+    from .progress import DISABLE_ENV_VAR
+
+    if job["init"] not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {job['init']!r}")
+    torch.set_num_threads(1)
+    torch.manual_seed(job["seed"])
+    src_vocab, tgt_vocab = translation.source_vocab(), translation.target_vocab()
+    model = seq2seq.build_model(src_vocab, tgt_vocab, seed=job["seed"])
+    if job["init"] == "LM":
+        lm = LSTMLanguageModel(len(tgt_vocab))
+        lm.load_state_dict(job["lm_state"])
+        copy_weights(lm, model, decoder_mapping(model, lm))
+    checkpoints = sorted(job.get("checkpoints") or [job["steps"]])
+    scores = {}
+
+    def at_checkpoint(step, m):
+        if step in checkpoints:
+            scores[step] = score(m, job["eval_pairs"])
+
+    quiet, os.environ[DISABLE_ENV_VAR] = os.environ.get(DISABLE_ENV_VAR), "1"
+    try:
+        history = seq2seq.train(model, job["train"], num_steps=checkpoints[-1], batch_size=64, lr=job["lr"],
+                                seed=job["seed"], callback=at_checkpoint)
+    finally:
+        if quiet is None:
+            del os.environ[DISABLE_ENV_VAR]
+        else:
+            os.environ[DISABLE_ENV_VAR] = quiet
+    return {"loss": history["loss"], "scores": scores, "state": model.state_dict() if job.get("keep") else None}
+
+
+def translator_from_state(state):
+    """The default seq2seq translator holding the weights `state` (e.g. a kept fine_tune result's)."""
+    from . import seq2seq, translation
+
+    model = seq2seq.build_model(translation.source_vocab(), translation.target_vocab())
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def lm_init_runs(lm, low_data, eval_pairs, settings, seeds=(0, 1, 2), processes=2, keep=()):
+    """Every (size, init, seed) run at its chosen {"lr", "steps"} (`settings` keyed "size init"), in parallel.
+
+    Both inits of a seed share the encoder's initial weights and the batches. Returns
+    {(size, init, seed): fine_tune result}; the weights are kept for the sizes in `keep`.
+    """
+    from .compare import run_parallel
+
+    lm_state = {k: v.detach().clone() for k, v in lm.state_dict().items()}
+    keys = [(size, init, seed) for size in low_data for seed in seeds for init in INITS]
+    jobs = [{"init": init, "seed": seed, "train": low_data[size], "eval_pairs": eval_pairs, "lm_state": lm_state,
+             "keep": size in keep, **settings[f"{size} {init}"]} for size, init, seed in keys]
+    return dict(zip(keys, run_parallel(fine_tune, jobs, processes=processes, desc="fine-tuning runs")))
+
+
+def sweep(processes=2):
+    """Learning rate and steps for each (size, init), chosen by validation BLEU over the same grid and seeds."""
+    from .translation import target_vocab
+
+    torch.set_num_threads(1)                                        # as in the notebook: the same LM
+    data = lm_init_data()
+    lm, _ = target_lm(data["monolingual"], target_vocab())
+    lm_state = {k: v.detach().clone() for k, v in lm.state_dict().items()}
+    keys = [(size, init, lr, seed) for size in SIZES for init in INITS for lr in SWEEP_LRS for seed in SWEEP_SEEDS]
+    jobs = [{"init": init, "seed": seed, "lr": lr, "checkpoints": SWEEP_STEPS, "train": data["low_data"][size],
+             "eval_pairs": data["valid"], "lm_state": lm_state} for size, init, lr, seed in keys]
+    from .compare import run_parallel
+
+    results = run_parallel(fine_tune, jobs, processes=processes, desc="sweep runs")
+    rows = [{"arm": f"{size} {init}", "lr": lr, "steps": step, "seed": seed,
+             "valid_bleu": round(r["scores"][step]["bleu"], 4), "valid_exact": round(r["scores"][step]["exact"], 4)}
+            for (size, init, lr, seed), r in zip(keys, results) for step in SWEEP_STEPS]
+    return {"rows": rows, "settings": ["lr", "steps"], "metric": "valid_bleu", "goal": "max", "arm": "arm",
+            "config": {"optimizer": "Adam, batch 64, constant rate, clip 1.0", "validation_pairs": len(data["valid"]),
+                       "lm": "LSTMLanguageModel, 400 steps on 20,000 target sentences", "seeds": list(SWEEP_SEEDS)}}
