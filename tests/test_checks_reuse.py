@@ -3,6 +3,7 @@ import torch
 import torch.nn as nn
 
 from dltoolbox import fewshot as fs
+from dltoolbox import frozen
 from dltoolbox import transfer
 from dltoolbox.checks import ExerciseError
 from dltoolbox.checks import reuse as check
@@ -25,7 +26,12 @@ def test_reference_solutions_pass(capsys):
 
     check.exercise_4(targets, hidden=True)
     check.exercise_5(lambda L, C: C.gather(1, L.gather(1, C).argmax(1, keepdim=True)).squeeze(1), hidden=True)
-    check.exercise_6(lambda n: {"forced_choice": 0.6, "chance": 1 / n, "gap": 0.6 - 1 / n}, hidden=True)
+
+    def gap(lm, vision, X, y, n, g):
+        r = frozen.fewshot_naming(lm, vision, X, y, n_way=n, num_episodes=300, generator=g)
+        return {"forced_choice": r["forced_choice"], "chance": r["chance"], "gap": r["forced_choice"] - r["chance"]}
+
+    check.exercise_6(gap, *check._small_captioner(1), hidden=True)
     check.exercise_7(transfer.copy_weights, hidden=True)
     check.exercise_8(transfer.freeze, hidden=True)
     check.exercise_9(lambda: {"random": 10.0, "lm_init": 12.5, "difference": 2.5})
@@ -74,6 +80,25 @@ def test_wrong_targets_and_choices_fail():
         check.exercise_5(lambda L, C: L.argmax(1))
     with pytest.raises(ExerciseError, match="1/3"):
         check.exercise_6(lambda n: {"forced_choice": 0.6, "chance": 0.5, "gap": 0.1})
+
+
+def test_more_ways_must_be_measured_on_the_model():
+    lm, vision, X, y = check._small_captioner(3)
+    with pytest.raises(ExerciseError, match="measures"):                 # a made-up accuracy
+        check.exercise_6(lambda lm, v, X, y, n, g: {"forced_choice": 0.6, "chance": 1 / n, "gap": 0.6 - 1 / n},
+                         lm, vision, X, y)
+
+    def open_ended(lm, vision, X, y, n, g):                             # the wrong accuracy
+        r = frozen.fewshot_naming(lm, vision, X, y, n_way=n, num_episodes=300, generator=g)
+        return {"forced_choice": r["open_ended"], "chance": r["chance"], "gap": r["open_ended"] - r["chance"]}
+
+    def other_episodes(lm, vision, X, y, n, g):                         # not the generator it was given
+        r = frozen.fewshot_naming(lm, vision, X, y, n_way=n, num_episodes=300, generator=torch.Generator().manual_seed(1))
+        return {"forced_choice": r["forced_choice"], "chance": r["chance"], "gap": r["forced_choice"] - r["chance"]}
+
+    for wrong in (open_ended, other_episodes):
+        with pytest.raises(ExerciseError, match="measures"):
+            check.exercise_6(wrong, lm, vision, X, y, hidden=True)
 
 
 def test_wrong_copy_and_freeze_fail():

@@ -64,6 +64,48 @@ def test_frozen_captioner_leaves_the_lm_unchanged():
 
 def test_caption_targets_score_only_the_caption():
     assert fz.caption_tokens(torch.tensor([7])).tolist() == [fz.encode("shows a seven .").tolist()]
+    named = fz.caption_tokens(torch.tensor([7]), fz.NAMED_CAPTION)
+    assert named.tolist() == [fz.encode(". it shows a seven .").tolist()]
+
+
+def test_descriptions_name_the_digit_they_describe():
+    assert torch.equal(fz.make_corpus(500, seed=0), fz.make_corpus(500, seed=0, describe_first=False))
+    words = fz.decode(fz.make_corpus(3000, seed=0, describe_first=True)).split()
+    shows = [i for i in range(5, len(words) - 1) if words[i - 2:i] == ["shows", "a"]]
+    assert len(shows) > 20 and all(words[i - 5] == words[i] and words[i - 4] == "." for i in shows)
+
+
+def test_word_prefix_is_a_mix_of_the_word_embeddings():
+    torch.manual_seed(0)
+    lm = fz.TinyGPT(fz.LMConfig(block_size=12, n_embd=16, n_head=2, n_layer=1))
+    ids = fz.encode(" ".join(fz.DIGITS))
+    vision = fz.WordPrefix(lm.tok_emb, ids)
+    images = torch.rand(5, 1, 8, 8)
+    w = vision.word_weights(images)
+    torch.testing.assert_close(w.sum(-1), torch.ones(5))
+    torch.testing.assert_close(vision(images), (w @ lm.tok_emb.weight[ids]).unsqueeze(1))
+    with torch.no_grad():                                                # a one-hot mix is the word itself
+        vision.net[-1].bias.copy_(torch.arange(10) * 100.0)
+        vision.net[-1].weight.zero_()
+    assert (fz.nearest_words(lm, vision, images) == ids[9]).all()
+    fz.train_captioner(lm, vision, images, torch.arange(5), num_steps=3, batch_size=5, generator=generator(0),
+                       template=fz.NAMED_CAPTION)
+    assert fz.generate_captions(lm, vision, images, template=fz.NAMED_CAPTION).shape == (5, 6)
+    torch.testing.assert_close(vision.words, lm.tok_emb.weight[ids])    # the LM's embeddings stay as they were
+
+
+def test_run_arm_scores_the_same_items_for_every_arm():
+    torch.manual_seed(0)
+    state = fz.TinyGPT(fz.LMConfig(n_embd=16, n_head=2, n_layer=1)).state_dict()
+    cfg = dict(n_embd=16, n_head=2, n_layer=1)
+    out = [fz.run_arm({"lm_state": state, "config": cfg, "arm": a, "seed": 1, "steps": 2, "episodes": 20,
+                       "held_out_tokens": 500, "caption": fz.NAMED_CAPTION, "describe_first": True}) for a in fz.ARMS]
+    assert [o["arm"] for o in out] == list(fz.ARMS)
+    assert all(o["caption_correct"].shape == (397,) and o["forced_correct"][3].shape == (20,) for o in out)
+    assert out[0]["ppl"] == out[2]["ppl"] != out[1]["ppl"]                 # only fine-tuning changes the LM
+    assert out[1]["lm_state"] is not None and out[0]["lm_state"] is None
+    with pytest.raises(ValueError, match="arm"):
+        fz.run_arm({"lm_state": state, "config": cfg, "arm": "both", "seed": 0, "steps": 1})
 
 
 def test_fewshot_naming_returns_accuracies_and_chance():

@@ -2,7 +2,8 @@
 encoder learns to write a prefix of input embeddings that makes it caption 8×8 digits.
 
 The text has three kinds of sentence: arithmetic ("two plus three is five ."), descriptions
-("it shows a seven ."), and naming lists ("cat dax . seven wug . cat dax .") where made-up names are
+("it shows a seven ."; with describe_first=True they name the digit first: "seven . it shows a seven ."),
+and naming lists ("cat dax . seven wug . cat dax .") where made-up names are
 bound to words and then repeated: the in-context skill that the few-shot test borrows for images.
 """
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ def decode(ids):
     return " ".join(VOCAB[int(i)] for i in ids)
 
 
-def _sentence(rng):
+def _sentence(rng, describe_first=False):
     """One random sentence or naming list, as a list of words."""
     kind = rng.rand()
     if kind < 0.3:
@@ -44,7 +45,8 @@ def _sentence(rng):
             a, b = rng.randint(0, 10, size=2)
         return [DIGITS[a], "plus", DIGITS[b], "is", DIGITS[a + b], "."]
     if kind < 0.45:
-        return ["it", "shows", "a", DIGITS[rng.randint(10)], "."]
+        digit = DIGITS[rng.randint(10)]
+        return ([digit, "."] if describe_first else []) + ["it", "shows", "a", digit, "."]
     n = rng.randint(2, 4)
     keys = rng.choice(DIGITS + NOUNS, size=n, replace=False)
     names = rng.choice(NAMES, size=n, replace=False)
@@ -54,12 +56,13 @@ def _sentence(rng):
     return words
 
 
-def make_corpus(num_tokens, seed=0):
-    """A stream of `num_tokens` token ids of generated text (a LongTensor)."""
+def make_corpus(num_tokens, seed=0, describe_first=False):
+    """A stream of `num_tokens` token ids of generated text (a LongTensor); describe_first=True names each
+    described digit before its description."""
     rng = np.random.RandomState(seed)
     words = []
     while len(words) < num_tokens:
-        words += _sentence(rng)
+        words += _sentence(rng, describe_first)
     return encode(" ".join(words[:num_tokens]))
 
 
@@ -157,6 +160,28 @@ def perplexity(model, stream, block_size=None):
     return float(torch.exp(loss))
 
 
+class WordPrefix(nn.Module):
+    """A vision encoder whose prefix is a *word*: a softmax over `word_ids` mixing their (frozen) embeddings.
+
+    The embeddings are copied from `token_embedding` (the frozen LM's); the prefix (B, 1, C) lies in their
+    convex hull, so the LM reads an image as (a blend of) words it knows.
+    """
+
+    def __init__(self, token_embedding, word_ids, hidden=128, in_dim=64):
+        super().__init__()
+        self.num_tokens = 1
+        self.register_buffer("word_ids", torch.as_tensor(word_ids, dtype=torch.int64).clone())
+        self.register_buffer("words", token_embedding.weight[self.word_ids].detach().clone())   # (W, C)
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, len(self.word_ids)))
+
+    def word_weights(self, images):
+        """(B, W) the softmax weights over the candidate words."""
+        return self.net(images).softmax(-1)
+
+    def forward(self, images):
+        return (self.word_weights(images) @ self.words).unsqueeze(1)      # (B, 1, C)
+
+
 class VisionPrefix(nn.Module):
     """An MLP from a (B, 1, 8, 8) image to `num_tokens` input embeddings (B, P, C) for the language model."""
 
@@ -169,14 +194,18 @@ class VisionPrefix(nn.Module):
         return self.net(images).view(-1, self.num_tokens, self.n_embd)    # (B, P, C)
 
 
-def caption_tokens(labels):
-    """Captions 'shows a <digit> .' as (B, 4) tokens for digit labels (B,)."""
-    return torch.stack([encode(f"shows a {DIGITS[int(c)]} .") for c in labels])
+CAPTION = "shows a {} ."                 # what follows the image; {} is the digit word
+NAMED_CAPTION = ". it shows a {} ."      # the image in the place of the digit word of a describe_first corpus
 
 
-def caption_loss(lm, vision, images, labels):
+def caption_tokens(labels, template=CAPTION):
+    """Captions (what follows the image, e.g. 'shows a <digit> .') as (B, T) tokens for digit labels (B,)."""
+    return torch.stack([encode(template.format(DIGITS[int(c)])) for c in labels])
+
+
+def caption_loss(lm, vision, images, labels, template=CAPTION):
     """Cross-entropy of the caption given the visual prefix (only the caption's tokens are scored)."""
-    caps = caption_tokens(labels)                                          # (B, 4)
+    caps = caption_tokens(labels, template)                                # (B, T)
     prefix = vision(images)                                                # (B, P, C)
     P = prefix.shape[1]
     targets = torch.full((len(caps), P + caps.shape[1]), -100, dtype=torch.int64)
@@ -186,7 +215,7 @@ def caption_loss(lm, vision, images, labels):
 
 
 def train_captioner(lm, vision, images, labels, num_steps=400, batch_size=64, lr=3e-3, lm_lr=None,
-                    generator=None, desc="captioning"):
+                    generator=None, desc="captioning", template=CAPTION):
     """Train `vision` (and the LM too when lm_lr is given; else the LM is frozen) to caption; returns history."""
     groups = [{"params": vision.parameters(), "lr": lr}]
     if lm_lr is not None:
@@ -198,7 +227,7 @@ def train_captioner(lm, vision, images, labels, num_steps=400, batch_size=64, lr
     history = {"loss": []}
     for _ in progress(range(num_steps), desc=desc):
         idx = torch.randint(len(images), (batch_size,), generator=generator)
-        loss = caption_loss(lm, vision, images[idx], labels[idx])
+        loss = caption_loss(lm, vision, images[idx], labels[idx], template)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -207,8 +236,9 @@ def train_captioner(lm, vision, images, labels, num_steps=400, batch_size=64, lr
 
 
 @torch.no_grad()
-def generate_captions(lm, vision, images, max_new_tokens=4):
-    """Greedy captions (B, max_new_tokens) for images, from the visual prefix alone."""
+def generate_captions(lm, vision, images, max_new_tokens=None, template=CAPTION):
+    """Greedy captions (B, max_new_tokens, by default the template's length) from the visual prefix alone."""
+    max_new_tokens = max_new_tokens or len(template.split())
     prefix = vision(images)
     out = torch.empty(len(images), 0, dtype=torch.int64)
     for _ in range(max_new_tokens):
@@ -218,9 +248,10 @@ def generate_captions(lm, vision, images, max_new_tokens=4):
 
 
 @torch.no_grad()
-def caption_accuracy(lm, vision, images, labels):
-    """Fraction of images whose greedy caption is exactly 'shows a <right digit> .'."""
-    return (generate_captions(lm, vision, images) == caption_tokens(labels)).all(1).float().mean().item()
+def caption_accuracy(lm, vision, images, labels, template=CAPTION):
+    """Fraction of images whose greedy caption is exactly the template with the right digit."""
+    caps = caption_tokens(labels, template)
+    return (generate_captions(lm, vision, images, template=template) == caps).all(1).float().mean().item()
 
 
 def _fewshot_prompts(lm, vision, images, labels, n_way, num_episodes, generator, use_words):
@@ -259,7 +290,61 @@ def fewshot_naming(lm, vision, images, labels, n_way=2, num_episodes=500, genera
     last = logits[:, -1]                                                   # (E, V)
     top = last.argmax(-1)
     forced = names.gather(1, last.gather(1, names).argmax(-1, keepdim=True)).squeeze(1)
-    p = (forced == answers).float().mean().item()
-    return {"open_ended": (top == answers).float().mean().item(), "forced_choice": p,
+    forced_correct, open_correct = forced == answers, top == answers
+    p = forced_correct.float().mean().item()
+    return {"open_ended": open_correct.float().mean().item(), "forced_choice": p,
+            "forced_correct": forced_correct, "open_correct": open_correct,
             "forced_choice_ci": 1.96 * (p * (1 - p) / num_episodes) ** 0.5, "chance": 1.0 / n_way,
             "most_common_word": VOCAB[int(torch.mode(top).values)]}
+
+
+@torch.no_grad()
+def nearest_words(lm, vision, images):
+    """For each image, the vocabulary word whose LM input embedding is closest (cosine) to its first prefix
+    embedding: (B,) word ids."""
+    prefix = F.normalize(vision(images)[:, 0], dim=-1)                     # (B, C)
+    return (prefix @ F.normalize(lm.tok_emb.weight, dim=-1).T).argmax(-1)
+
+
+ARMS = ("frozen", "finetuned", "word")
+
+
+def run_arm(job):
+    """One captioner on a copy of a pretrained LM, for `compare.run_parallel`: job = {"lm_state", "arm", "seed",
+    "steps"} and optionally "config" (LMConfig fields), "caption" (a caption template), "describe_first" (of
+    the held-out text), "held_out_seed", "held_out_tokens", "episodes". arm: 'frozen' (free prefix, LM frozen), 'finetuned' (free
+    prefix, LM trained at lr 1e-3) or 'word' (WordPrefix over the digit words, LM frozen). Trained on the first
+    1,400 digits, scored on the other 397: per-image caption correctness, 2/3/4-way naming (same episodes for
+    every arm and seed: generator(7)), held-out perplexity, word naming, nearest words; and the state dicts."""
+    from .glyphs import load_digits_images
+    from .seeding import generator, seed_everything
+
+    seed, arm = job["seed"], job["arm"]
+    if arm not in ARMS:
+        raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
+    seed_everything(seed, threads=1)
+    X, y = load_digits_images(size=8)
+    train_X, train_y, test_X, test_y = X[:1400], y[:1400], X[1400:], y[1400:]
+    held_out = make_corpus(job.get("held_out_tokens", 8000), seed=job.get("held_out_seed", 1),
+                           describe_first=job.get("describe_first", False))
+    template = job.get("caption", CAPTION)
+    lm = TinyGPT(LMConfig(**job.get("config", {})))
+    lm.load_state_dict(job["lm_state"])
+    torch.manual_seed(2 + seed)
+    if arm == "word":
+        vision = WordPrefix(lm.tok_emb, encode(" ".join(DIGITS)))
+    else:
+        vision = VisionPrefix(n_embd=lm.cfg.n_embd, num_tokens=1)
+    history = train_captioner(lm, vision, train_X, train_y, num_steps=job["steps"],
+                              lm_lr=1e-3 if arm == "finetuned" else None, generator=generator(3 + seed),
+                              desc=f"captioning, {arm}, seed {seed}", template=template)
+    caption_correct = (generate_captions(lm, vision, test_X, template=template) == caption_tokens(test_y, template)).all(1)
+    naming = {n: fewshot_naming(lm, vision, test_X, test_y, n_way=n, num_episodes=job.get("episodes", 600),
+                                generator=generator(7)) for n in (2, 3, 4)}
+    text = fewshot_naming(lm, None, test_X, test_y, 2, 600, generator(5), use_words=True)
+    return {"arm": arm, "seed": seed, "loss": history["loss"], "caption_correct": caption_correct.numpy(),
+            "ppl": perplexity(lm, held_out), "text_naming": text["forced_choice"],
+            "forced_correct": {n: r["forced_correct"].numpy() for n, r in naming.items()},
+            "open_correct": {n: r["open_correct"].numpy() for n, r in naming.items()},
+            "nearest": nearest_words(lm, vision, test_X).numpy(), "test_labels": test_y.numpy(),
+            "lm_state": lm.state_dict() if arm == "finetuned" else None, "vision_state": vision.state_dict()}

@@ -105,9 +105,52 @@ def exercise_5(forced_choice, hidden=False):
     return passed("6.5", "forced choice among the names in the prompt")
 
 
-def exercise_6(naming_chance_gap, hidden=False):
-    """6.6: a dict with forced-choice accuracy, its chance level 1/N and their difference, for N ways."""
-    for n_way in hidden_cases(__name__, "exercise_6") if hidden else [3]:
+def _small_captioner(seed):
+    """An untrained tiny LM and word prefix, and random images: a model the checker can rebuild anywhere."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        lm = frozen.TinyGPT(frozen.LMConfig(n_embd=16, n_head=2, n_layer=1))
+        vision = frozen.WordPrefix(lm.tok_emb, frozen.encode(" ".join(frozen.DIGITS)))
+        images = torch.rand(60, 1, 8, 8)
+    return lm, vision, images, torch.arange(60) % 10
+
+
+def exercise_6(naming_chance_gap, lm=None, vision=None, images=None, labels=None, hidden=False):
+    """6.6: forced-choice accuracy at N ways, its chance level 1/N and their difference.
+
+    Given a model (lm, vision, images, labels), the student's function(lm, vision, images, labels, n_way,
+    generator) is run on it and its accuracy is compared with the checker's own run of fewshot_naming on the
+    same inputs (300 episodes, the same generator); with hidden=True also on a small model the checker builds.
+    Without a model, the older form function(n_way) is checked for its chance level and gap only.
+    """
+    if lm is None and not hidden:
+        return _exercise_6_arithmetic(naming_chance_gap, [3])
+    if lm is None:
+        return _exercise_6_arithmetic(naming_chance_gap, hidden_cases(__name__, "exercise_6"))
+    from ..seeding import generator
+
+    cases = [3] + (list(hidden_cases(__name__, "exercise_6")) if hidden else [])
+    models = [(lm, vision, images, labels)] + ([_small_captioner(0)] if hidden else [])
+    for m, v, X, y in models:
+        for n_way in cases:
+            got = call(naming_chance_gap, m, v, X, y, n_way, generator(9), exercise="6.6")
+            expect(isinstance(got, dict) and {"forced_choice", "chance", "gap"} <= set(got),
+                   "return a dict with keys 'forced_choice', 'chance', 'gap'")
+            expect(math.isclose(got["chance"], 1 / n_way, rel_tol=1e-6), f"chance for {n_way} ways is 1/{n_way}",
+                   "call fewshot_naming with n_way set to the argument")
+            want = frozen.fewshot_naming(m, v, X, y, n_way=n_way, num_episodes=300, generator=generator(9))
+            expect(math.isclose(float(got["forced_choice"]), want["forced_choice"], abs_tol=1e-4),
+                   f"forced-choice accuracy {float(got['forced_choice']):.4f} at {n_way} ways, but this model "
+                   f"measures {want['forced_choice']:.4f} on these images",
+                   "run fewshot_naming on the model, images and generator you are given, with 300 episodes, and "
+                   "report its 'forced_choice' (not 'open_ended')")
+            expect(math.isclose(got["gap"], got["forced_choice"] - got["chance"], abs_tol=1e-6),
+                   "gap must be forced_choice − chance")
+    return passed("6.6", "forced-choice accuracy measured on the model, beside chance")
+
+
+def _exercise_6_arithmetic(naming_chance_gap, ways):
+    for n_way in ways:
         got = call(naming_chance_gap, n_way, exercise="6.6")
         expect(isinstance(got, dict) and {"forced_choice", "chance", "gap"} <= set(got),
                "return a dict with keys 'forced_choice', 'chance', 'gap'")
