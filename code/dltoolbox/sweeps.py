@@ -25,6 +25,7 @@ SWEEPS = {
     "imitation": ("dltoolbox.imitation:sweep", "chapters/05_replays/sweep.json"),
     "fewshot": ("dltoolbox.fewshot:sweep", "chapters/06_reuse/fewshot_sweep.json"),
     "lm_init": ("dltoolbox.transfer:sweep", "chapters/06_reuse/lm_init_sweep.json"),
+    "kl_leash": ("dltoolbox.selfplay:sweep", "chapters/05_replays/kl_sweep.json"),
 }
 
 
