@@ -1,10 +1,12 @@
 import copy
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from dltoolbox import games, imitation, selfplay
+from dltoolbox import games, imitation, selfplay, sweeps
 from dltoolbox.games import Games, RandomAgent, ScriptedAgent, State
 
 
@@ -157,3 +159,48 @@ def test_self_play_rewards_are_zero_sum_and_finetune_returns_a_history(data):
     assert history["kl_to_bc"][0] == pytest.approx(0, abs=1e-6)
     with pytest.raises(ValueError, match="kl_coef must be non-negative"):
         selfplay.finetune(net, reference, tensors, kl_coef=-1)
+
+
+def test_calibration_bins_and_error_by_hand():
+    data = {"boards": torch.zeros(4, 6, 7, dtype=torch.int8), "outcome": torch.tensor([1, 1, 0, -1])}
+    cal = imitation.calibration(ConstantValue(), data, bins=10)  # predicts 0.5 everywhere
+    assert cal["count"][5] == 4 and cal["count"].sum() == 4
+    assert cal["predicted"][5] == 0.5 and cal["observed"][5] == pytest.approx(0.625)
+    assert cal["ece"] == pytest.approx(0.125) and np.isnan(cal["observed"][0])
+
+
+def test_summarise_gives_the_mean_over_seeds_and_an_interval():
+    games_ = [np.array([1.0, 1.0, 0.0, 0.5]), np.array([1.0, 0.0, 0.0, 0.0]), np.array([1.0, 1.0, 1.0, 0.0])]
+    row = imitation.summarise([{("a", "b"): g} for g in games_])[0]
+    assert row["win"] == pytest.approx(0.5) and row["low"] < 0.5 < row["high"]
+    assert row["games"] == 4 and row["seeds"] == 3 and row["draw"] == pytest.approx(1 / 12)
+    assert "| a | b | 4 |" in imitation.format_table([row], interval="95% interval (3 seeds)")
+
+
+def test_agents_take_the_beta_chosen_for_their_depth():
+    states = {net: imitation.BoardNet(out=1 if net == "value" else 7).state_dict()
+              for net in ("bc", "winners", "value")}
+    agents = imitation.agents(states, {1: 3.0, 2: 5.0})
+    assert (agents["BC + value"].beta, agents["BC + value"].depth) == (3.0, 1)
+    assert (agents["BC + value + search"].beta, agents["BC + value + search"].depth) == (5.0, 2)
+    scores = imitation.play_test_matches({"seed": 0, "states": states, "betas": {1: 3.0, 2: 5.0},
+                                          "opponent": "random", "num_games": 4})
+    assert set(scores) == set(agents) | {"scripted(0.05)"} and all(len(s) == 4 for s in scores.values())
+
+
+def test_committed_beta_table_is_a_validation_choice_and_the_notebook_uses_it():
+    chapter = Path(__file__).resolve().parents[1] / "chapters" / "05_replays"
+    table = json.loads((chapter / "sweep.json").read_text())
+    chosen = sweeps.chosen(table)
+    assert set(chosen) == {"1", "2"} and table["arm"] == "depth" and table["metric"] == "win"
+    for depth in (1, 2):  # the same grid and seeds for both arms: the same tuning effort
+        rows = [(r["beta"], r["seed"]) for r in table["rows"] if r["depth"] == depth]
+        assert sorted(rows) == sorted((b, s) for b in imitation.BETAS for s in (0, 1, 2))
+    assert table["config"]["validation_seed"] == imitation.VALIDATION_SEED != imitation.TEST_SEED
+    source = "\n".join("".join(c["source"]) for c in json.loads((chapter / "imitation.ipynb").read_text())["cells"])
+    assert 'table = json.loads(Path("sweep.json").read_text())' in source and "chosen = sweeps.chosen(table)" in source
+    assert '"betas": BETAS' in source and "BETAS)" in source
+    edited = json.loads(json.dumps(table))
+    edited["chosen"]["1"] = {"beta": -1}
+    with pytest.raises(ValueError):
+        sweeps.chosen(edited)
