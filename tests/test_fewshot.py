@@ -98,3 +98,44 @@ def test_finetune_starts_from_a_copy_and_leaves_the_encoder_alone():
     ep = fs.sample_episodes(X / 100, y, list(range(12)), 3, 1, 1, 4, generator(0))
     fs.evaluate_finetune(enc, ep, 3, num_steps=3, lr=0.1)
     assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())
+
+
+def test_committed_sweep_table_is_on_validation_classes_and_the_notebook_uses_its_choice():
+    import json
+    from pathlib import Path
+
+    from dltoolbox import sweeps
+
+    root = Path(__file__).resolve().parents[1] / "chapters" / "06_reuse"
+    table = json.loads((root / "fewshot_sweep.json").read_text())
+    chosen = sweeps.chosen(table)
+    assert set(chosen) == {"protonet", "matching", "classifier", "scratch", "fine-tune", "linear"}
+    assert table["config"]["validation_classes"] == [400, 449]
+    assert set(fs.VALIDATION).isdisjoint(fs.NOVEL) and set(fs.VALIDATION).isdisjoint(fs.BASE)
+    tried = {}
+    for row in table["rows"]:
+        tried.setdefault(row["arm"], set()).add((row["lr"], row["steps"], row["seed"]))
+    sizes = {arm: len(t) for arm, t in tried.items()}
+    assert sizes["protonet"] == sizes["matching"] == sizes["classifier"]          # the same tuning effort
+    assert sizes["scratch"] == sizes["fine-tune"] == sizes["linear"]
+    source = (root / "fewshot.ipynb").read_text()
+    assert 'CHOSEN = sweeps.chosen(SWEEP)' in source and 'adapt = {m: CHOSEN[m]' in source
+    assert 'lr=CHOSEN.get(arm, {}).get(\\"lr\\")' in source
+    edited = json.loads(json.dumps(table))
+    edited["chosen"]["protonet"]["lr"] = 123.0
+    with pytest.raises(ValueError):
+        sweeps.chosen(edited)
+
+
+def test_run_arm_returns_per_episode_accuracies_for_its_methods():
+    import numpy as np
+
+    X, y = _data(num_classes=12, per_class=12)
+    X = X / 200
+    job = dict(X=X.numpy(), y=y.numpy(), train=list(range(6)), test=list(range(6, 12)), ks=(1,), episodes=4,
+               arm="classifier", seed=0, lr=1e-2, steps=3,
+               settings={"linear": {"lr": 0.1, "steps": 3}, "fine-tune": {"lr": 1e-2, "steps": 2}})
+    out = fs.run_arm(job)
+    assert set(out["accuracy"]) == {"centroid", "linear", "fine-tune"}
+    assert all(a[1].shape == (4,) and np.all((a[1] >= 0) & (a[1] <= 1)) for a in out["accuracy"].values())
+    assert out["state"] is not None and len(out["history"]["loss"]) == 3
