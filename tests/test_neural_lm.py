@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,3 +79,44 @@ def test_training_lowers_held_out_bits_and_returns_a_history():
 def test_bad_input_gives_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_dropout_acts_in_training_only():
+    torch.manual_seed(0)
+    model = neural_lm.MLPLanguageModel(neural_lm.MLPConfig(7, 3, num_embed=4, num_hiddens=16, dropout=0.5))
+    idx = torch.tensor([[1, 2, 3, 4]])
+    model.eval()
+    assert torch.equal(model(idx)[0], model(idx)[0])
+    model.train()
+    assert not torch.equal(model(idx)[0], model(idx)[0])
+    with pytest.raises(ValueError, match="dropout must be in"):
+        neural_lm.MLPLanguageModel(neural_lm.MLPConfig(7, dropout=1.0))
+
+
+def test_early_stopping_keeps_the_weights_of_the_best_validation_step():
+    ids = torch.tensor([ord(c) - ord("a") for c in "abcab" * 400])
+    model = small(vocab_size=3, context=2)
+    history = neural_lm.train_lm(model, ids[:1600], ids[-200:], steps=60, batch_size=8, num_steps=16, lr=0.2,
+                                 eval_every=10, generator=torch.Generator().manual_seed(0), keep_best=True)
+    best = history["valid_bits"].index(min(history["valid_bits"]))
+    assert history["best_step"] == history["step"][best]
+    assert neural_lm.bits_per_token(model, ids[-200:]) == pytest.approx(min(history["valid_bits"]), abs=1e-6)
+
+
+def test_log2_probs_match_the_loss_and_interpolation_is_a_mixture():
+    model = small()
+    ids = torch.tensor([1, 2, 3, 4, 5, 6, 0, 1])
+    log2 = neural_lm.log2_probs(model, ids)
+    assert log2.shape == (7,) and -log2.mean().item() == pytest.approx(neural_lm.bits_per_token(model, ids), rel=1e-5)
+    a, b = np.log2([0.5, 0.25]), np.log2([0.25, 0.5])
+    assert np.allclose(neural_lm.interpolate(a, b, 1.0), a) and np.allclose(neural_lm.interpolate(a, b, 0.0), b)
+    assert np.allclose(2 ** neural_lm.interpolate(a, b, 0.5), [0.375, 0.375])
+    # a model that is right where the other is wrong earns weight; a useless one gets none
+    good, bad = np.log2([0.9, 0.9, 0.1]), np.log2([0.1, 0.1, 0.9])
+    assert 0 < neural_lm.mixture_weight(good, bad) < 1
+    assert neural_lm.mixture_weight(np.log2([0.01] * 3), np.log2([0.5] * 3)) == 0.0
+    with pytest.raises(ValueError, match="weight must be in"):
+        neural_lm.interpolate(a, b, 1.5)
+    with pytest.raises(ValueError, match="same tokens"):
+        neural_lm.interpolate(a, b[:1], 0.5)
+

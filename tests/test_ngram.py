@@ -137,3 +137,42 @@ def test_corpora_are_shipped_and_checksummed():
 def test_bad_input_gives_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_variants_with_another_discount_do_not_share_remembered_probabilities():
+    model = ngram.NGramModel(3, "kneser_ney").fit(TEXT * 2)
+    first = ngram.cross_entropy(model, TEXT)
+    other = model.variant(discount=0.9)
+    assert ngram.cross_entropy(other, TEXT) == pytest.approx(
+        ngram.cross_entropy(ngram.NGramModel(3, "kneser_ney", discount=0.9).fit(TEXT * 2), TEXT), rel=1e-12)
+    assert ngram.cross_entropy(model, TEXT) == first != ngram.cross_entropy(other, TEXT)
+
+
+def test_context_seen_hand_example():
+    model = ngram.NGramModel(3, "none").fit("abcab")
+    # two-character contexts followed by something in training: "ab", "bc", "ca" ("ba" never occurs)
+    assert model.context_seen("abcba").tolist() == [True, True, True, True, False]
+    assert model.context_seen("ba", n=1).tolist() == [True, True]
+    with pytest.raises(ValueError, match="n must be 1..3"):
+        model.context_seen("ab", n=4)
+
+
+def test_open_vocabulary_words_charge_every_character_and_know_only_training_words():
+    train = "the cat sat on the mat. the cat ran, the dog sat. a cat, a dog."
+    held = "the cat sat, the zebra."
+    model = ngram.OpenVocabularyWords(2).fit(train, alphabet="abcdefghijklmnopqrstuvwxyz")
+    assert "zebra" not in model.known and "the" in model.known and "mat" not in model.known  # seen once
+    costs = model.bits(held)
+    assert costs["unknown"] == 1 and costs["spelling"] > 0 and costs["chars"] == len(held)
+    assert costs["spaces"] > 0 and costs["words"] > 0
+    total = costs["words"] + costs["spelling"] + costs["spaces"]
+    assert model.bits_per_char(held) == pytest.approx(total / len(held))
+    # a known-word text has nothing to spell, and an unknown word costs more than a known one
+    assert model.bits("the cat sat.")["spelling"] == 0
+    assert model.bits_per_char("the zebra sat.") > model.bits_per_char("the cat sat.")
+    # spacing: a space before a word is nearly certain, before a full stop nearly impossible
+    assert model.bits("the cat")["spaces"] < 1 and model.bits("the cat .")["spaces"] > 1
+    with pytest.raises(ValueError, match="not fitted"):
+        ngram.OpenVocabularyWords().bits("a")
+    with pytest.raises(ValueError, match="min_count"):
+        ngram.OpenVocabularyWords(min_count=0)

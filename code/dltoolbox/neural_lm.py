@@ -1,5 +1,7 @@
 """A neural language model in the style of Bengio et al. (2003): an MLP over the previous k tokens."""
+import copy
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +17,7 @@ class MLPConfig:
     context: int = 8  # k: how many previous tokens the model sees
     num_embed: int = 16  # size of each token's learned vector
     num_hiddens: int = 256  # width of the tanh hidden layer
+    dropout: float = 0.0  # dropout on the concatenated embeddings and on the hidden layer, in training only
 
 
 class MLPLanguageModel(nn.Module):
@@ -23,8 +26,11 @@ class MLPLanguageModel(nn.Module):
     def __init__(self, config):
         super().__init__()
         if config.vocab_size < 1 or config.context < 1 or config.num_embed < 1 or config.num_hiddens < 1:
-            raise ValueError(f"every MLPConfig field must be >= 1, got {config}")
+            raise ValueError(f"every MLPConfig size must be >= 1, got {config}")
+        if not 0 <= config.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
         self.config = config
+        self.drop = nn.Dropout(config.dropout)
         self.embed = nn.Embedding(config.vocab_size + 1, config.num_embed)  # id vocab_size = padding
         self.hidden = nn.Linear(config.context * config.num_embed, config.num_hiddens)
         self.out = nn.Linear(config.num_hiddens, config.vocab_size)
@@ -43,7 +49,7 @@ class MLPLanguageModel(nn.Module):
             raise ValueError(f"token ids must be in 0..{self.config.vocab_size - 1}")
         B, T = idx.shape
         x = self.embed(self.contexts(idx)).view(B, T, -1)  # (B, T, k * E)
-        logits = self.out(torch.tanh(self.hidden(x)))  # (B, T, V)
+        logits = self.out(self.drop(torch.tanh(self.hidden(self.drop(x)))))  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1), ignore_index=-1)
@@ -84,9 +90,23 @@ def bits_per_token(model, ids, device="cpu"):
     return loss.item() / math.log(2)
 
 
+@torch.no_grad()
+def log2_probs(model, ids, device="cpu"):
+    """log2 P of each of ids[1:] given the (up to) k ids before it, shape (len(ids) - 1,)."""
+    if len(ids) < 2:
+        raise ValueError("need at least two ids to score")
+    model.eval()
+    logits, _ = model(ids[None, :-1].to(device))
+    return torch.log_softmax(logits[0].double(), -1).gather(1, ids[1:, None].to(device))[:, 0].cpu() / math.log(2)
+
+
 def train_lm(model, train_ids, valid_ids, steps=2000, batch_size=32, num_steps=64, lr=3e-3,
-             eval_every=250, generator=None, device="cpu"):
-    """Train with AdamW (cosine-decayed lr); return a history of train loss and held-out bits per token."""
+             eval_every=250, generator=None, device="cpu", keep_best=False):
+    """Train with AdamW (cosine-decayed lr); return a history of train loss and validation bits per token.
+
+    keep_best: early stopping on validation, i.e. end with the weights of the evaluation with the lowest
+    validation bits (its step is history["best_step"]).
+    """
     if steps < 1 or eval_every < 1:
         raise ValueError(f"steps and eval_every must be >= 1, got {steps}, {eval_every}")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -94,7 +114,7 @@ def train_lm(model, train_ids, valid_ids, steps=2000, batch_size=32, num_steps=6
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     history = {"step": [], "train_bits": [], "valid_bits": []}
-    running = []
+    running, best = [], None
     for step in progress(range(1, steps + 1), desc="training the MLP"):
         model.train()
         X, y = batches(train_ids, batch_size, num_steps, model.config.context, generator)
@@ -109,4 +129,98 @@ def train_lm(model, train_ids, valid_ids, steps=2000, batch_size=32, num_steps=6
             history["train_bits"].append(sum(running) / len(running) / math.log(2))
             history["valid_bits"].append(bits_per_token(model, valid_ids, device))
             running = []
+            if keep_best and history["valid_bits"][-1] == min(history["valid_bits"]):
+                best = (step, copy.deepcopy(model.state_dict()))
+    if keep_best:
+        history["best_step"] = best[0]
+        model.load_state_dict(best[1])
     return history
+
+
+# --- seeds and the validation sweep, in parallel processes ------------------------------------------
+
+def char_splits(valid_fraction=0.1, heldout_fraction=0.1):
+    """The Devil's Dictionary as character ids: (vocab, fit, valid, held), the validation slice being the
+    last part of the training text and the held-out text the last 10% of the whole, as in dltoolbox.ngram."""
+    from . import ngram
+
+    chars = ngram.tokenize(ngram.normalise(ngram.load_corpus("devil"), "lower"), "char")
+    vocab = sorted(set(chars))
+    stoi = {c: i for i, c in enumerate(vocab)}
+    ids = torch.tensor([stoi[c] for c in chars])
+    train, held = ngram.split(ids, heldout_fraction)
+    fit, valid = ngram.split(train, valid_fraction)
+    return vocab, fit, valid, held
+
+
+def run(job):
+    """One seed: train on the fit slice with early stopping on validation; score validation and held-out.
+
+    job: {"seed", "config": MLPConfig fields, "train": train_lm keywords} (other keys are passed back).
+    Returns {"job", "history", "valid_log2", "held_log2", "state"}: per-character log2 P of the validation
+    and held-out text (each character predicted from the ones before it, across the slice boundary).
+    """
+    from .seeding import generator, seed_everything
+
+    os.environ.setdefault("DLTOOLBOX_NO_PROGRESS", "1")
+    torch.set_num_threads(1)
+    vocab, fit, valid, held = char_splits()
+    seed_everything(job["seed"])
+    config = MLPConfig(vocab_size=len(vocab), **job["config"])
+    model = MLPLanguageModel(config)
+    k = config.context
+    history = train_lm(model, fit, valid, generator=generator(job["seed"]), keep_best=True, **job["train"])
+    valid_log2 = log2_probs(model, torch.cat([fit[-k:], valid]))[k - 1:]
+    held_log2 = log2_probs(model, torch.cat([valid[-k:], held]))[k - 1:]
+    return {"job": job, "history": history, "valid_log2": valid_log2.numpy(), "held_log2": held_log2.numpy(),
+            "state": {name: t.clone() for name, t in model.state_dict().items()}}
+
+
+SWEEP_GRID = {"num_hiddens": (256,), "dropout": (0.0, 0.1)}
+SWEEP_FIXED = {"context": 8, "num_embed": 24, "lr": 0.01, "steps": 2000, "batch_size": 32, "num_steps": 32,
+               "eval_every": 250}
+SWEEP_SEEDS = (100,)  # sweep seeds, apart from the notebook's seeds 0, 1, 2
+
+
+def job_for(setting, seed, fixed=SWEEP_FIXED):
+    """The run() job of one setting (keys of SWEEP_GRID) and seed."""
+    config = {key: fixed[key] for key in ("context", "num_embed")}
+    config.update(num_hiddens=setting["num_hiddens"], dropout=setting["dropout"])
+    train = {key: fixed[key] for key in ("lr", "steps", "batch_size", "num_steps", "eval_every")}
+    return {"seed": seed, "config": config, "train": train}
+
+
+def sweep(processes=2):
+    """The MLP's settings searched on the validation slice (python -m dltoolbox.sweeps ngrams)."""
+    from itertools import product
+
+    from .compare import run_parallel
+
+    settings = [dict(zip(SWEEP_GRID, values)) for values in product(*SWEEP_GRID.values())]
+    jobs = [job_for(s, seed) for s in settings for seed in SWEEP_SEEDS]
+    rows = []
+    for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="MLP settings")):
+        setting = {key: job["config"][key] for key in SWEEP_GRID}
+        history = result["history"]
+        rows.append({**setting, "seed": job["seed"], "valid_bits": round(min(history["valid_bits"]), 4),
+                     "best_step": history["best_step"]})
+    return {"rows": rows, "settings": list(SWEEP_GRID), "metric": "valid_bits", "goal": "min", "arm": None,
+            "config": dict(SWEEP_FIXED)}
+
+
+def interpolate(log2_a, log2_b, weight):
+    """log2 of weight * P_a + (1 - weight) * P_b for each token, from per-token log2 P of two models."""
+    if not 0 <= weight <= 1:
+        raise ValueError(f"weight must be in [0, 1], got {weight}")
+    a, b = torch.as_tensor(log2_a, dtype=torch.float64), torch.as_tensor(log2_b, dtype=torch.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"both models must score the same tokens: shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    return torch.logaddexp2(a + math.log2(weight) if weight > 0 else a - math.inf,
+                            b + math.log2(1 - weight) if weight < 1 else b - math.inf).numpy()
+
+
+def mixture_weight(log2_a, log2_b, num_weights=41):
+    """The weight on model a, on a grid over [0, 1], with the lowest mean bits on these (validation) tokens."""
+    grid = [i / (num_weights - 1) for i in range(num_weights)]
+    bits = [-interpolate(log2_a, log2_b, w).mean() for w in grid]
+    return grid[min(range(num_weights), key=bits.__getitem__)]

@@ -115,6 +115,7 @@ class NGramModel:
         self._raw = [Counter({"": len(s)})] + [Counter(s[i:i + m] for i in range(len(s) - m + 1))
                                                 for m in range(1, self.order + 1)]
         self._tables = {}  # Kneser-Ney tables, computed on first use and shared with variants
+        self._memo = {}  # P(w | h) at each level, remembered (this model's order and discount only)
         return self
 
     def variant(self, order=None, smoothing=None, k=None, discount=None):
@@ -127,6 +128,7 @@ class NGramModel:
                            self.discount if discount is None else discount)
         other.__dict__.update({key: value for key, value in self.__dict__.items()
                                if key not in ("order", "smoothing", "k", "discount")})
+        other._memo = {}
         return other
 
     def _kn_tables(self, m):
@@ -153,6 +155,16 @@ class NGramModel:
             raise ValueError(f"token {unknown[0]!r} is not in the model's vocabulary; pass vocab= to fit()")
         return "".join(self._symbols[self.index[t]] for t in tokens)
 
+    def context_seen(self, tokens, n=None):
+        """For each token, whether its context (the n - 1 tokens before it, default order - 1) was
+        followed by something in the training text; tokens too near the start count as seen."""
+        self._check_fitted()
+        n = self.order if n is None else n
+        if not isinstance(n, int) or not 1 <= n <= self.order:
+            raise ValueError(f"n must be 1..{self.order}, got {n!r}")
+        s = self._encode(list(tokens))
+        return np.array([i < n - 1 or self._total(s[i - n + 1:i], n) > 0 for i in range(len(s))])
+
     def count(self, gram):
         """How often the tuple `gram` (1 to order tokens) occurs in the training tokens."""
         self._check_fitted()
@@ -174,12 +186,14 @@ class NGramModel:
     def _p(self, h, w, m):
         """P(w | h) at level m (len(h) == m - 1), h and w in the internal encoding."""
         if self.smoothing == "kneser_ney":
-            lower = 1 / len(self.vocab) if m == 1 else self._p(h[1:], w, m - 1)
-            counts, totals, types = self._kn_tables(m)
-            total = totals.get(h, 0)
-            if total == 0:
-                return lower
-            return (max(counts.get(h + w, 0) - self.discount, 0) + self.discount * types[h] * lower) / total
+            key = (h, w)
+            if key not in self._memo:
+                lower = 1 / len(self.vocab) if m == 1 else self._p(h[1:], w, m - 1)
+                counts, totals, types = self._kn_tables(m)
+                total = totals.get(h, 0)
+                self._memo[key] = lower if total == 0 else (
+                    max(counts.get(h + w, 0) - self.discount, 0) + self.discount * types[h] * lower) / total
+            return self._memo[key]
         total = self._total(h, m)
         c = self._raw[m].get(h + w, 0)
         if self.smoothing == "add_k":
@@ -253,3 +267,72 @@ def zero_fraction(model, tokens):
 def perplexity(bits):
     """Perplexity 2 ** bits per token (inf stays inf)."""
     return math.inf if math.isinf(bits) else 2.0 ** bits
+
+
+UNKNOWN = "<unk>"
+
+
+def _kind(token):
+    """A token's class for the spacing model: 'word' for letters/digits/apostrophes, else the mark itself."""
+    return "word" if re.fullmatch(r"[\w']+", token) else token
+
+
+class OpenVocabularyWords:
+    """Words from counts with a vocabulary of training words only, charged for every character of a text.
+
+    Words seen fewer than `min_count` times in training become <unk>; an n-gram model (Kneser-Ney) predicts
+    the words and <unk>, a character model counted on those rare training words spells each unknown word
+    out (ending with a space), and a spacing model (from counts of the two tokens' kinds) says whether a
+    space separates two tokens. The three costs add up to the bits of the exact text.
+    """
+
+    def __init__(self, order=3, min_count=2, spelling_order=3, discount=0.75):
+        if not isinstance(min_count, int) or min_count < 1:
+            raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+        self.order, self.min_count, self.spelling_order, self.discount = order, min_count, spelling_order, discount
+
+    @staticmethod
+    def _tokens_and_gaps(text):
+        matches = list(WORD.finditer(text))
+        gaps = [text[a.end():b.start()] == " " for a, b in zip(matches, matches[1:])]
+        return [m.group() for m in matches], gaps
+
+    def fit(self, text, alphabet=()):
+        """Count `text` (a str); `alphabet` adds characters unknown words may be spelled with."""
+        tokens, gaps = self._tokens_and_gaps(text)
+        if not tokens:
+            raise ValueError("cannot fit a word model to a text without words")
+        frequency = Counter(tokens)
+        self.known = {w for w, c in frequency.items() if c >= self.min_count}
+        self.words = NGramModel(self.order, "kneser_ney", discount=self.discount).fit(
+            [w if w in self.known else UNKNOWN for w in tokens], vocab=[UNKNOWN])
+        rare = [w for w in tokens if w not in self.known] or ["a"]
+        self.letters = NGramModel(self.spelling_order, "kneser_ney").fit(
+            list(" " + " ".join(rare) + " "), vocab=set(text) | set(alphabet) | {" "})
+        self.spacing = Counter()
+        for a, b, space in zip(tokens, tokens[1:], gaps):
+            self.spacing[(_kind(a), _kind(b))] += 1
+            self.spacing[(_kind(a), _kind(b), "space")] += space
+        return self
+
+    def bits(self, text, order=None):
+        """Total bits of `text` under the model (optionally a lower word order): words, spelling, spaces."""
+        if not hasattr(self, "words"):
+            raise ValueError("the model is not fitted yet; call fit(text) first")
+        tokens, gaps = self._tokens_and_gaps(text)
+        words = self.words if order is None else self.words.variant(order)
+        mapped = [w if w in self.known else UNKNOWN for w in tokens]
+        spelling = sum(-self.letters.log2_probs(list(" " + w + " "))[1:].sum()
+                       for w in tokens if w not in self.known)
+        spaces = 0.0
+        for a, b, space in zip(tokens, tokens[1:], gaps):
+            key = (_kind(a), _kind(b))
+            p = (self.spacing[key + ("space",)] + 0.5) / (self.spacing[key] + 1)  # add-one-half
+            spaces -= math.log2(p if space else 1 - p)
+        return {"words": float(-words.log2_probs(mapped).sum()), "spelling": float(spelling),
+                "spaces": spaces, "chars": len(text), "unknown": sum(w == UNKNOWN for w in mapped)}
+
+    def bits_per_char(self, text, order=None):
+        """All the bits of `text` (words, spelling of unknown words, spaces) per character of it."""
+        b = self.bits(text, order)
+        return (b["words"] + b["spelling"] + b["spaces"]) / b["chars"]
