@@ -89,3 +89,51 @@ def test_target_lm_has_the_decoder_shape_and_copies_into_it():
     assert history["loss"][-1] < history["loss"][0]
     with pytest.raises(ValueError, match="some sentences"):
         transfer.train_target_lm(lm, [], tgt_vocab)
+
+
+def test_fine_tune_pairs_the_two_starts_and_scores_each_item():
+    from dltoolbox import translation
+
+    tv = translation.target_vocab()
+    pairs = translation.sample_pairs(40, max_len=7, seed=3)
+    lm, _ = transfer.target_lm([" ".join(t) for _, t in pairs], tv, num_steps=3)
+    state = {k: v.clone() for k, v in lm.state_dict().items()}
+    job = {"seed": 4, "lr": 3e-3, "checkpoints": (2, 4), "train": pairs[:30], "eval_pairs": pairs[30:], "lm_state": state}
+    random_run = transfer.fine_tune({**job, "init": "random", "keep": True})
+    lm_run = transfer.fine_tune({**job, "init": "LM"})
+    assert sorted(random_run["scores"]) == [2, 4] and len(random_run["loss"]) == 4
+    assert len(random_run["scores"][4]["correct"]) == 10
+    assert random_run["scores"][4]["exact"] == sum(random_run["scores"][4]["correct"]) / 10
+    assert random_run["loss"] != lm_run["loss"] and lm_run["state"] is None
+    model = transfer.translator_from_state(random_run["state"])       # the kept weights rebuild the model
+    assert transfer.score(model, pairs[30:])["bleu"] == random_run["scores"][4]["bleu"]
+    assert transfer.fine_tune({**job, "init": "random"})["loss"] == random_run["loss"]   # seeded by the job
+    with pytest.raises(ValueError, match="init must be"):
+        transfer.fine_tune({**job, "init": "pretrained"})
+
+
+def test_committed_sweep_table_and_the_notebook_uses_its_choice():
+    import json
+    from pathlib import Path
+
+    from dltoolbox import sweeps
+
+    chapter = Path(__file__).resolve().parents[1] / "chapters" / "06_reuse"
+    table = json.loads((chapter / "lm_init_sweep.json").read_text())
+    chosen = sweeps.chosen(table)
+    assert sorted(chosen) == sorted(f"{s} {i}" for s in transfer.SIZES for i in transfer.INITS)
+    grid = {(r["arm"], r["lr"], r["steps"], r["seed"]) for r in table["rows"]}
+    assert grid == {(a, lr, st, sd) for a in chosen for lr in transfer.SWEEP_LRS for st in transfer.SWEEP_STEPS
+                    for sd in transfer.SWEEP_SEEDS}, "every arm is searched over the same grid and seeds"
+    assert table["metric"] == "valid_bleu" and table["goal"] == "max"
+    nb = json.loads((chapter / "lm_init.ipynb").read_text())
+    source = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert 'table = json.loads(Path("lm_init_sweep.json").read_text())' in source
+    assert "SETTINGS = sweeps.chosen(table)" in source
+    assert "transfer.lm_init_runs(lm, low_data, test, SETTINGS" in source
+    assert 'SETTINGS[f"{size} {init}"]["steps"]' in source                # scored at the chosen steps
+    edited = json.loads(json.dumps(table))
+    arm = next(iter(edited["chosen"]))
+    edited["chosen"][arm] = {"lr": 123.0, "steps": 1}
+    with pytest.raises(ValueError, match="not its rows' best"):
+        sweeps.chosen(edited)
