@@ -251,9 +251,11 @@ def test_every_kernel_free_figure_browser_flips_its_figure(html, browser):
         page.goto(path.as_uri(), wait_until="load")
         for browser_ in page.query_selector_all(".figure-browser"):
             seen += 1
-            before = (browser_.eval_on_selector("img", "e => e.src"), browser_.inner_text("output"))
+            shown = lambda: (browser_.eval_on_selector("img", "e => e.src"),
+                             browser_.eval_on_selector("output", "e => e.textContent"))
+            before = shown()
             browser_.eval_on_selector("input", "e => { e.value = e.max; e.dispatchEvent(new Event('input')); }")
-            after = (browser_.eval_on_selector("img", "e => e.src"), browser_.inner_text("output"))
+            after = shown()
             assert after[0] != before[0] and after[1] != before[1], f"{path.name}: the figure did not change"
             assert browser_.eval_on_selector("img", "e => e.complete && e.naturalWidth > 0 && e.alt.length > 0")
     context.close()
