@@ -89,3 +89,12 @@ def test_chosen_refuses_an_edited_table(tmp_path):
 def test_unknown_sweep_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown sweep"):
         sweeps.run("nonesuch")
+
+
+def test_every_registered_sweep_names_a_function_that_exists():
+    import importlib
+
+    for name, (target, out) in sweeps.SWEEPS.items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function, None)), name
+        assert out.startswith("chapters/") and out.endswith(".json"), name

@@ -20,8 +20,6 @@ from pathlib import Path
 # name -> ("module:function", default output path)
 SWEEPS = {
     "ngrams": ("dltoolbox.neural_lm:sweep", "chapters/02_ngrams/sweep.json"),
-    "seq2seq": ("dltoolbox.seq2seq:sweep", "chapters/03_seq2seq/sweep.json"),
-    "attention": ("dltoolbox.attention:sweep", "chapters/04_attention/sweep.json"),
     "imitation": ("dltoolbox.imitation:sweep", "chapters/05_replays/sweep.json"),
     "fewshot": ("dltoolbox.fewshot:sweep", "chapters/06_reuse/fewshot_sweep.json"),
     "lm_init": ("dltoolbox.transfer:sweep", "chapters/06_reuse/lm_init_sweep.json"),
