@@ -26,3 +26,24 @@ def test_a_failing_notebook_is_an_error(tmp_path):
     nbformat.write(new_notebook(cells=[new_code_cell("raise ValueError('no')")]), path)
     with pytest.raises(RuntimeError, match="the notebook failed"):
         notebooks.benchmark([path], timeout=60, out=tmp_path / "b.json")
+
+
+def test_the_readme_shows_the_latest_benchmark():
+    table = json.loads(notebooks.BENCHMARK_FILE.read_text())
+    readme = (notebooks.ROOT / "README.md").read_text(encoding="utf-8")
+    assert notebooks.benchmark_markdown(table) in readme, "run python -m dltoolbox.notebooks benchmark"
+
+
+def test_the_readme_block_is_replaced_between_its_markers_only(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- benchmark -->\nold table\n<!-- /benchmark -->\nafter\n")
+    table = {"machine": {"cpu": "C", "arch": "x", "torch": "t", "python": "p", "threads": 1},
+             "notebooks": {"a.ipynb": {"seconds": 1.0, "peak_MiB": 2.0}}}
+    notebooks.write_readme_benchmark(table, readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- benchmark -->\n") and text.endswith("<!-- /benchmark -->\nafter\n")
+    assert "old table" not in text and "| a.ipynb | 1 | 2 |" in text
+    readme.write_text("no markers here\n")
+    with pytest.raises(ValueError, match="markers"):
+        notebooks.write_readme_benchmark(table, readme)
+    assert readme.read_text() == "no markers here\n"

@@ -240,26 +240,46 @@ def test_every_page_works_offline_in_a_browser(html, browser):
     assert not failures, failures
 
 
-def test_every_kernel_free_figure_browser_flips_its_figure(html, browser):
-    """Each figure browser (dltoolbox.plots.figure_browser) shows another figure when its slider moves."""
+# What marks a kernel-free interactive figure in a built page: dltoolbox.plots' browsers and chapter 7's explorer.
+KERNEL_FREE = ('class="figure-browser"', 'class="text-browser"', 'id="scale-n"')
+
+
+def test_every_chapter_with_a_notebook_has_a_kernel_free_interactive_figure(html):
+    missing = []
+    for chapter in sorted(p for p in (ROOT / "chapters").iterdir() if p.is_dir() and list(p.glob("*.ipynb"))):
+        built = [html / p.relative_to(ROOT).with_suffix(".html") for p in chapter.iterdir()
+                 if p.suffix in (".ipynb", ".md")]
+        if not any(marker in page.read_text(errors="replace") for page in built if page.exists()
+                   for marker in KERNEL_FREE):
+            missing.append(chapter.name)
+    assert not missing, f"no kernel-free interactive figure in {missing}"
+
+
+def test_every_kernel_free_browser_flips_what_it_shows(html, browser):
+    """Each figure or text browser (dltoolbox.plots) shows another frame when its slider moves."""
     context = browser.new_context()
     context.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file://") else r.abort())
-    page, seen = context.new_page(), 0
+    page, seen = context.new_page(), {"figure-browser": 0, "text-browser": 0}
     for path in sorted(html.rglob("*.html")):
-        if 'class="figure-browser"' not in path.read_text(errors="replace"):
+        text = path.read_text(errors="replace")
+        if not any(f'class="{kind}"' in text for kind in seen):
             continue
         page.goto(path.as_uri(), wait_until="load")
-        for browser_ in page.query_selector_all(".figure-browser"):
-            seen += 1
-            shown = lambda: (browser_.eval_on_selector("img", "e => e.src"),
-                             browser_.eval_on_selector("output", "e => e.textContent"))
-            before = shown()
-            browser_.eval_on_selector("input", "e => { e.value = e.max; e.dispatchEvent(new Event('input')); }")
-            after = shown()
-            assert after[0] != before[0] and after[1] != before[1], f"{path.name}: the figure did not change"
-            assert browser_.eval_on_selector("img", "e => e.complete && e.naturalWidth > 0 && e.alt.length > 0")
+        for kind in seen:
+            shows = "e => e.src" if kind == "figure-browser" else "e => e.textContent"
+            for browser_ in page.query_selector_all(f".{kind}"):
+                seen[kind] += 1
+                shown = lambda: (browser_.eval_on_selector("img" if kind == "figure-browser" else "pre", shows),
+                                 browser_.eval_on_selector("output", "e => e.textContent"))
+                before = shown()
+                browser_.eval_on_selector("input", "e => { e.value = e.max; e.dispatchEvent(new Event('input')); }")
+                after = shown()
+                assert after[0] != before[0] and after[1] != before[1], f"{path.name}: the {kind} did not change"
+                if kind == "figure-browser":
+                    assert browser_.eval_on_selector("img", "e => e.complete && e.naturalWidth > 0 && e.alt.length > 0")
     context.close()
-    assert seen >= 2, "the seq2seq and attention pages each have a figure browser"
+    assert seen["figure-browser"] >= 2, "the seq2seq and attention pages each have a figure browser"
+    assert seen["text-browser"] >= 1, "the n-gram notebook has a text browser"
 
 
 def test_the_kernel_free_explorer_answers_a_slider(html, browser):

@@ -204,3 +204,25 @@ def test_committed_beta_table_is_a_validation_choice_and_the_notebook_uses_it():
     edited["chosen"]["1"] = {"beta": -1}
     with pytest.raises(ValueError):
         sweeps.chosen(edited)
+
+
+def test_replay_records_every_move_of_one_game_with_the_movers_probabilities():
+    record, final = imitation.replay(ScriptedAgent(0.1, seed=1), RandomAgent(seed=2))
+    assert final.done and len(record) >= 7
+    for ply, (state, probs, move) in enumerate(record):
+        assert state.player == (1 if ply % 2 == 0 else -1), "X moves first, then the players alternate"
+        assert move in state.legal_moves() and probs[move] > 0
+        assert abs(probs.sum() - 1) < 1e-9 and (probs[[c not in state.legal_moves() for c in range(7)]] == 0).all()
+    assert (record[-1][0].play(record[-1][2]).board == final.board).all()
+    again, _ = imitation.replay(ScriptedAgent(0.1, seed=1), RandomAgent(seed=2))
+    assert [m for _, _, m in again] == [m for _, _, m in record], "the same seeds replay the same game"
+
+
+def test_replay_browser_has_one_frame_per_position_with_alt_text():
+    pytest.importorskip("IPython")
+    value = imitation.BoardNet(out=1)
+    record, final = imitation.replay(RandomAgent(seed=3), RandomAgent(seed=4))
+    page = imitation.replay_browser(record, final, value, names={1: "random A", -1: "random B"}).data
+    assert 'class="figure-browser"' in page and f'max="{len(record)}"' in page
+    assert page.count('"alt": "') == len(record) + 1 and "random A (X) to move" in page
+    assert ("X wins" in page) or ("O wins" in page) or ("draw" in page)

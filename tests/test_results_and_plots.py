@@ -183,3 +183,27 @@ def test_figure_browser_embeds_every_frame_with_alt_text_and_is_deterministic():
         plots.figure_browser([("x", fig, " ")])
     with pytest.raises(ValueError):
         plots.figure_browser([])
+
+
+def test_text_browser_embeds_every_frame_escaped_and_is_deterministic():
+    from dltoolbox import plots
+
+    frames = [(f"order {n}", f"sample <{n}> & more") for n in (1, 2, 3)]
+    html = plots.text_browser(frames, label="order", title="samples").data
+    assert 'class="text-browser"' in html and 'max="2"' in html
+    assert "<pre" in html and "sample &lt;1&gt; &amp; more" in html  # the first frame, escaped in the page
+    assert "sample <3> & more" in html.split("<script>")[1]  # every frame in the script, as JSON text
+    assert "</script" not in html.split("<script>")[1].split("</script>")[0]
+    assert html == plots.text_browser(frames, label="order", title="samples").data
+    with pytest.raises(ValueError, match="at least one"):
+        plots.text_browser([])
+    with pytest.raises(ValueError, match="no text"):
+        plots.text_browser([("order 1", "  ")])
+
+
+def test_text_browser_keeps_a_closing_script_tag_in_a_frame_from_ending_the_script():
+    from dltoolbox import plots
+
+    html = plots.text_browser([("a", "x </script><b>y"), ("b", "z")]).data
+    script = html.split("<script>", 1)[1]
+    assert script.index("</script>") > script.index("x <\\/script>")

@@ -356,3 +356,50 @@ def summarise(scores):
                      "low": max(0.0, mean - half), "high": min(1.0, mean + half), "seeds": len(scores),
                      "draw": float(np.mean([np.mean(s[key] == 0.5) for s in scores]))})
     return rows
+
+
+def replay(x, o, state=None):
+    """One game of agent `x` (X, moving first) against `o` from `state` (default: the empty board).
+
+    Returns (record, final): one (position, the mover's move probabilities (C,), move) per move, and the
+    final position.
+    """
+    from .games import State
+
+    state = State.initial() if state is None else state
+    record = []
+    while not state.done:
+        agent = x if state.player == 1 else o
+        probs = agent.probs(Games.from_states([state]))[0] * legal_mask(state.board[None])[0]
+        probs = probs / probs.sum()
+        move = agent.act(state)
+        record.append((state, probs, move))
+        state = state.play(move)
+    return record, state
+
+
+def replay_browser(record, final, value_net, names, title=None):
+    """A kernel-free figure browser over a replayed game (`replay`): each position with the mover's move
+    probabilities above the columns and `value_net`'s estimate for the side to move, then the result."""
+    from matplotlib.figure import Figure  # not pyplot: dozens of frames, none of them left open
+
+    from .games import draw_board
+    from .plots import figure_browser
+
+    side = {1: "X", -1: "O"}
+    frames = []
+    for ply, (state, probs, move) in enumerate(record, start=1):
+        value = win_probability(value_net, Games.from_states([state]).own_view())[0]
+        mover = f"{names[state.player]} ({side[state.player]})"
+        fig = Figure(figsize=(3.6, 3.4))
+        ax = fig.subplots()
+        draw_board(state.board, probs, title=f"ply {ply}: {mover} to move, value {value:.2f}", ax=ax)
+        frames.append((f"ply {ply}: {mover} plays column {move}", fig,
+                       f"Board before ply {ply}, {mover} to move: it gives column {move} probability "
+                       f"{probs[move]:.0%} and plays it; the value network gives the mover {value:.2f}."))
+    result = "draw" if final.winner == 0 else f"{side[final.winner]} wins ({names[final.winner]})"
+    fig = Figure(figsize=(3.6, 3.4))
+    ax = fig.subplots()
+    draw_board(final.board, title=f"after {len(record)} plies: {result}", ax=ax)
+    frames.append((f"the end: {result}", fig, f"Final board after {len(record)} plies: {result}."))
+    return figure_browser(frames, label="ply", title=title)

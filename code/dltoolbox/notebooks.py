@@ -9,7 +9,8 @@
 notebook (copies, never the originals) once per CPU kernel setting, two at a time, and writes the range
 of each results-cell metric to chapters/kernel_spread.json, which the Results page shows. `benchmark`
 executes each notebook (a copy) alone in a fresh process and kernel and writes its wall-clock time and
-peak memory to chapters/benchmark.json (a benchmark on a quiet machine, not a timed test).
+peak memory to chapters/benchmark.json and to the table in the README (a benchmark on a quiet machine,
+not a timed test).
 """
 import argparse
 import json
@@ -209,6 +210,21 @@ def benchmark_markdown(table):
     return "\n".join(rows)
 
 
+README_MARKERS = ("<!-- benchmark -->\n", "<!-- /benchmark -->\n")
+
+
+def write_readme_benchmark(table, readme=ROOT / "README.md"):
+    """Put the benchmark's Markdown table between the README's benchmark markers (only there)."""
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    start, end = README_MARKERS
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{readme} needs one {start.strip()} ... {end.strip()} pair of markers for the table")
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    readme.write_text(head + start + benchmark_markdown(table) + "\n" + end + tail, encoding="utf-8")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m dltoolbox.notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -236,6 +252,9 @@ def main(argv=None):
         table = benchmark(args.paths, timeout=args.timeout, out=args.out)
         print(benchmark_markdown(table))
         print(f"wrote {args.out}")
+        if Path(args.out).resolve() == BENCHMARK_FILE.resolve():
+            write_readme_benchmark(table)
+            print("updated the table in README.md")
         return 0
     if args.command == "spread":
         reuse = dict(item.split("=", 1) for item in args.reuse)

@@ -45,6 +45,33 @@ def plot_history(history, keys=None, xlabel="step", ylabel=None, ax=None, logy=F
     return ax
 
 
+def _browser(kind, frames, label, title, uid_source, first_html, update):
+    """The slider and script shared by the kernel-free browsers: `frames` (JSON-able) swapped by `update`."""
+    import hashlib
+    import html
+    import json
+
+    from IPython.display import HTML
+
+    uid = kind[:1] + "b-" + hashlib.sha1(json.dumps(uid_source).encode()).hexdigest()[:10]
+    data = json.dumps(frames).replace("</", "<\\/")  # a frame's "</script>" must not end the script
+    heading = f"<p><strong>{html.escape(title)}</strong></p>\n" if title else ""
+    return HTML(f"""<div class="{kind}" id="{uid}">
+{heading}<label>{html.escape(label)}: <input type="range" min="0" max="{len(frames) - 1}" step="1" value="0"
+  aria-label="{html.escape(label)}"> <output aria-live="polite">{html.escape(frames[0]['caption'])}</output></label>
+{first_html}
+<script>
+(function () {{
+  const root = document.getElementById("{uid}"), frames = {data};
+  const slider = root.querySelector("input"), out = root.querySelector("output");
+  slider.addEventListener("input", function () {{
+    const f = frames[+slider.value];
+    {update} out.textContent = f.caption;
+  }});
+}})();
+</script></div>""")
+
+
 def figure_browser(frames, label="figure", title=None, dpi=80):
     """A kernel-free figure browser: a slider that flips between precomputed figures, in the page itself.
 
@@ -54,12 +81,8 @@ def figure_browser(frames, label="figure", title=None, dpi=80):
     object. The browser's id is derived from its captions, so the same frames give the same HTML.
     """
     import base64
-    import hashlib
     import html
     import io
-    import json
-
-    from IPython.display import HTML
 
     if not frames:
         raise ValueError("figure_browser needs at least one frame")
@@ -72,20 +95,28 @@ def figure_browser(frames, label="figure", title=None, dpi=80):
         plt.close(fig)
         shown.append({"src": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(),
                       "alt": str(alt), "caption": str(caption)})
-    uid = "fb-" + hashlib.sha1(json.dumps([f["caption"] for f in shown]).encode()).hexdigest()[:10]
     first = shown[0]
-    heading = f"<p><strong>{html.escape(title)}</strong></p>\n" if title else ""
-    return HTML(f"""<div class="figure-browser" id="{uid}">
-{heading}<label>{html.escape(label)}: <input type="range" min="0" max="{len(shown) - 1}" step="1" value="0"
-  aria-label="{html.escape(label)}"> <output aria-live="polite">{html.escape(first['caption'])}</output></label>
-<div><img src="{first['src']}" alt="{html.escape(first['alt'])}" style="max-width: 100%"></div>
-<script>
-(function () {{
-  const root = document.getElementById("{uid}"), frames = {json.dumps(shown)};
-  const slider = root.querySelector("input"), img = root.querySelector("img"), out = root.querySelector("output");
-  slider.addEventListener("input", function () {{
-    const f = frames[+slider.value];
-    img.src = f.src; img.alt = f.alt; out.textContent = f.caption;
-  }});
-}})();
-</script></div>""")
+    img = f'<div><img src="{first["src"]}" alt="{html.escape(first["alt"])}" style="max-width: 100%"></div>'
+    return _browser("figure-browser", shown, label, title, [f["caption"] for f in shown], img,
+                    'const img = root.querySelector("img"); img.src = f.src; img.alt = f.alt;')
+
+
+def text_browser(frames, label="frame", title=None):
+    """A kernel-free text browser: a slider that flips between precomputed texts (samples, say) in the page.
+
+    `frames`: a list of (caption, text). The text is shown preformatted (wrapped at the page's width); the
+    same inline script as `figure_browser` swaps it with the caption, so it works with no kernel and no
+    network. Returns an IPython HTML object; the same frames give the same HTML.
+    """
+    import html
+
+    if not frames:
+        raise ValueError("text_browser needs at least one frame")
+    shown = []
+    for caption, text in frames:
+        if not str(text).strip():
+            raise ValueError(f"frame {caption!r} has no text")
+        shown.append({"caption": str(caption), "text": str(text)})
+    pre = (f'<pre style="white-space: pre-wrap; overflow-wrap: anywhere">{html.escape(shown[0]["text"])}</pre>')
+    return _browser("text-browser", shown, label, title, shown, pre,
+                    'root.querySelector("pre").textContent = f.text;')

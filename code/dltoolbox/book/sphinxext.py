@@ -186,6 +186,22 @@ def kernel_spread(root):
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+def metric_names(root):
+    """chapters/metrics.yml: {notebook: {metric key: (readable name, unit)}}; ValueError on a malformed entry."""
+    import yaml
+
+    path = Path(root) / "chapters" / "metrics.yml"
+    names = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    out = {}
+    for notebook, metrics in names.items():
+        out[notebook] = {}
+        for key, entry in (metrics or {}).items():
+            if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(e, str) for e in entry)):
+                raise ValueError(f"{path}: {notebook}: {key!r} needs [name, unit], got {entry!r}")
+            out[notebook][str(key)] = tuple(entry)
+    return out
+
+
 def spread_text(entry, stored):
     """A stored metric with its range across kernels: '0.95 (0.93–0.95)', or the value alone when all agree."""
     if entry is None:
@@ -204,6 +220,8 @@ class ResultsDirective(Directive):
         root = Path(env.srcdir)
         spread = kernel_spread(root)
         env.note_dependency(str(root / "chapters" / "kernel_spread.json"))
+        names = metric_names(root)
+        env.note_dependency(str(root / "chapters" / "metrics.yml"))
         rows = []
         for path in sorted((root / "chapters").rglob("*.ipynb")):
             if path.relative_to(root).with_suffix("").as_posix() not in env.found_docs:
@@ -216,16 +234,24 @@ class ResultsDirective(Directive):
                 continue
             docname = path.relative_to(root).with_suffix("").as_posix()
             ranges = (spread or {}).get("notebooks", {}).get(path.relative_to(root).as_posix(), {})
-            for i, (name, value) in enumerate(metrics.items()):
-                rows.append((docname if i == 0 else None, name, spread_text(ranges.get(name), value)))
+            named = names.get(path.relative_to(root).as_posix(), {})
+            for i, (key, value) in enumerate(metrics.items()):
+                if key not in named:
+                    logger.warning(f"{path.name}: metric {key!r} has no readable name in chapters/metrics.yml",
+                                   location=(env.docname, self.lineno))
+                rows.append((docname if i == 0 else None, key, named.get(key, (key, "")),
+                             spread_text(ranges.get(key), value)))
         body = []
-        for docname, name, shown in rows:
+        for docname, key, (name, unit), shown in rows:
             ref = nodes.inline() if docname else nodes.Text("")
             if docname:
                 ref += self._doc_ref(docname)
-            body.append([ref, nodes.literal(text=name), nodes.Text(shown)])
-        results_table = table(["notebook", "metric", "stored value (range across CPU kernels)"], (3, 4, 3), body,
-                              "course-results")
+            metric = nodes.inline()
+            metric += nodes.Text(name)
+            metric += nodes.inline(text=f" — {key}", classes=["metric-key"])
+            body.append([ref, metric, nodes.Text(unit), nodes.Text(shown)])
+        results_table = table(["notebook", "metric (key)", "unit", "stored value (range across CPU kernels)"],
+                              (2, 4, 2, 2), body, "course-results")
         out = []
         if spread:
             m = spread["machine"]
