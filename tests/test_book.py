@@ -216,7 +216,8 @@ def pages(html):
 
 
 def test_every_page_works_offline_in_a_browser(html, browser):
-    failures = {}
+    """Every page, offline, at 1200 px and 390 px; a per-page report goes to _build/screenshots/pages.json."""
+    failures, report = {}, {}
     for path in pages(html):
         name = str(path.relative_to(html))
         state, problems = visit(browser, path.as_uri(), 1200, name.replace("/", "_") + ".png")
@@ -235,8 +236,12 @@ def test_every_page_works_offline_in_a_browser(html, browser):
         if phone["overflow"] > 1:
             phone_problems.append(f"at 390 px the page is {phone['overflow']} px too wide")
         problems += [p for p in phone_problems if p not in problems]
+        report[name] = {"article_chars": state["article"], "images_broken": len(state["images"]),
+                        "equations": [state["typeset"], state["math"]], "widgets": [state["drawn"], state["widgets"]],
+                        "phone_overflow_px": max(phone["overflow"], 0), "problems": problems}
         if problems:
             failures[name] = problems
+    (SHOTS / "pages.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     assert not failures, failures
 
 

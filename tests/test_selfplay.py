@@ -71,3 +71,13 @@ def test_committed_sweep_table_chooses_from_its_rows():
     edited["chosen"]["leash"]["kl_coef"] = 123.0
     with pytest.raises(ValueError):
         sweeps.chosen(edited)
+
+
+def test_the_notebook_trains_the_validation_choice_and_scores_on_the_test_pool_only():
+    table = json.loads((CHAPTER / "kl_sweep.json").read_text())
+    assert set(map(tuple, table["config"]["valid_pool"])).isdisjoint(selfplay.TEST_POOL), "test players never tune"
+    cells = json.loads((CHAPTER / "kl_leash.ipynb").read_text())["cells"]
+    source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert 'table = json.loads(Path("kl_sweep.json").read_text())' in source
+    assert 'KL = chosen["leash"]["kl_coef"]' in source and "selfplay.jobs(ARMS, SEEDS, bc_net, human, kl_coef=KL)" in source
+    assert "SEEDS = (0, 1, 2)" in source and set(selfplay.SWEEP_SEEDS).isdisjoint({0, 1, 2})
