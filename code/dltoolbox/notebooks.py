@@ -181,7 +181,8 @@ def benchmark(paths, timeout=900, out=BENCHMARK_FILE):
     started), as the operating system reports it for the finished process tree (getrusage's ru_maxrss).
     Writes {"machine": ..., "notebooks": {name: {"seconds", "peak_MiB"}}} to `out` and returns it.
     """
-    table = {"machine": {k: v for k, v in machine().items() if k != "kernels"}, "notebooks": {}}
+    table = {"machine": {**{k: v for k, v in machine().items() if k not in ("kernels", "threads")},
+                         "cores": os.cpu_count()}, "notebooks": {}}
     with tempfile.TemporaryDirectory() as folder:
         for path in notebook_paths(paths):
             copy = Path(folder) / path.name
@@ -203,8 +204,9 @@ def benchmark(paths, timeout=900, out=BENCHMARK_FILE):
 def benchmark_markdown(table):
     """The benchmark as a Markdown table, with the machine it ran on."""
     m = table["machine"]
-    rows = [f"Measured on {m['cpu']} ({m['arch']}), torch {m['torch']}, Python {m['python']}, "
-            f"{m['threads']} thread(s), each notebook alone in a fresh kernel:", "",
+    cores = f"{m['cores']} CPU cores" if "cores" in m else f"{m.get('threads', '?')} thread(s)"
+    rows = [f"Measured on {m['cpu']} ({m['arch']}, {cores}), torch {m['torch']}, Python {m['python']}, "
+            "each notebook alone in a fresh kernel:", "",
             "| notebook | wall time (s) | peak memory (MiB) |", "|---|---|---|"]
     rows += [f"| {name} | {r['seconds']:.0f} | {r['peak_MiB']:.0f} |" for name, r in table["notebooks"].items()]
     return "\n".join(rows)
