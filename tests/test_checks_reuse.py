@@ -34,7 +34,8 @@ def test_reference_solutions_pass(capsys):
     check.exercise_6(gap, *check._small_captioner(1), hidden=True)
     check.exercise_7(transfer.copy_weights, hidden=True)
     check.exercise_8(transfer.freeze, hidden=True)
-    check.exercise_9(lambda: {"random": 10.0, "lm_init": 12.5, "difference": 2.5})
+    a, b, pairs = check._small_translators()
+    check.exercise_9(long_sentence_bleu, a, b, pairs, hidden=True)
     assert capsys.readouterr().out.count("✓ Exercise") == 9
 
 
@@ -129,5 +130,31 @@ def test_wrong_copy_and_freeze_fail():
 
     with pytest.raises(ExerciseError):
         check.exercise_8(freeze_all_below)
+    a, b, pairs = check._small_translators()
     with pytest.raises(ExerciseError, match="difference"):
-        check.exercise_9(lambda: {"random": 10.0, "lm_init": 12.5, "difference": -2.5})
+        check.exercise_9(lambda r, l, p, n: {**long_sentence_bleu(r, l, p, n), "difference": 0.0}, a, b, pairs)
+
+
+def long_sentence_bleu(random_model, lm_model, pairs, min_length):
+    """A correct 6.9: BLEU of both models on the pairs whose source has at least `min_length` tokens."""
+    from dltoolbox import seq2seq
+
+    long = [(s, t) for s, t in pairs if len(s) >= min_length]
+    r, l = (seq2seq.evaluate(m, long)["bleu"] for m in (random_model, lm_model))
+    return {"random": r, "lm_init": l, "difference": l - r}
+
+
+def test_exercise_9_measures_the_models_it_is_given_on_the_long_sentences_only():
+    from dltoolbox import seq2seq
+
+    a, b, pairs = check._small_translators()
+    whole = lambda r, l, p, n: long_sentence_bleu(r, l, p, 0)                       # ignores the length
+    fixed = lambda r, l, p, n: {"random": 1.0, "lm_init": 2.0, "difference": 1.0}  # measures nothing
+    ignores_models = lambda r, l, p, n: long_sentence_bleu(a, b, p, n)             # always the same two models
+    assert seq2seq.evaluate(a, pairs)["bleu"] != seq2seq.evaluate(b, pairs)["bleu"], "the two models differ"
+    for wrong in (whole, fixed):
+        with pytest.raises(ExerciseError, match="BLEU"):
+            check.exercise_9(wrong, a, b, pairs)
+    check.exercise_9(ignores_models, a, b, pairs)                                   # visible case: the same models
+    with pytest.raises(ExerciseError, match="BLEU"):
+        check.exercise_9(ignores_models, a, b, pairs, hidden=True)                  # hidden: the models swapped

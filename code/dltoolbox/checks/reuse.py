@@ -238,12 +238,49 @@ def exercise_8(freeze_module, hidden=False):
     return passed("6.8", "frozen means unchanged and gradient-free")
 
 
-def exercise_9(low_data_effect, hidden=False):
-    """6.9: a dict with the BLEU of a random and an LM-initialised decoder and their difference."""
-    got = call(low_data_effect, exercise="6.9")
-    expect(isinstance(got, dict) and {"random", "lm_init", "difference"} <= set(got),
-           "return a dict with keys 'random', 'lm_init', 'difference'")
-    expect(all(isinstance(got[k], (int, float)) for k in ("random", "lm_init", "difference")), "values must be numbers")
-    expect(math.isclose(got["difference"], got["lm_init"] - got["random"], abs_tol=1e-6),
-           "difference must be lm_init − random")
-    return passed("6.9", f"difference {got['difference']:+.2f}")
+def _small_translators():
+    """Two different small translators (one trained briefly, one not) and test pairs: rebuilt anywhere."""
+    from .. import seq2seq, translation
+
+    with torch.random.fork_rng(devices=[]):
+        splits = translation.make_splits(seed=3, n_train=300, n_valid=10, n_test=120)
+        src, tgt = translation.source_vocab(), translation.target_vocab()
+        untrained = seq2seq.build_model(src, tgt, num_embed=16, num_hiddens=32, seed=1)
+        trained = seq2seq.build_model(src, tgt, num_embed=16, num_hiddens=32, seed=2)
+        seq2seq.train(trained, splits["train"], num_steps=60, batch_size=32, lr=1e-2, seed=2, desc="6.9 check model")
+    return untrained, trained, splits["test"]
+
+
+def exercise_9(low_data_effect, random_model, lm_model, pairs, hidden=False):
+    """6.9: BLEU of two models on the pairs whose source has at least 13 tokens, and their difference.
+
+    The student's function(random_model, lm_model, pairs, min_length) is run and compared with the checker's
+    own measurement of the same models on the same long sentences; with hidden=True also at other lengths,
+    with the two models swapped, and on the checker's own small translators.
+    """
+    from .. import seq2seq
+
+    lengths = [13] + (list(hidden_cases(__name__, "exercise_9")) if hidden else [])
+    cases = [(random_model, lm_model, pairs)]
+    if hidden:
+        cases += [(lm_model, random_model, pairs), _small_translators()]
+    for r_model, l_model, items in cases:
+        for n in lengths:
+            long = [(s, t) for s, t in items if len(s) >= n]
+            if not long:
+                continue
+            got = call(low_data_effect, r_model, l_model, items, n, exercise="6.9")
+            expect(isinstance(got, dict) and {"random", "lm_init", "difference"} <= set(got),
+                   "return a dict with keys 'random', 'lm_init', 'difference'")
+            expect(all(isinstance(got[k], (int, float)) for k in ("random", "lm_init", "difference")),
+                   "values must be numbers")
+            for key, model in (("random", r_model), ("lm_init", l_model)):
+                want = seq2seq.evaluate(model, long)["bleu"]
+                expect(math.isclose(float(got[key]), want, abs_tol=1e-6),
+                       f"'{key}': BLEU {float(got[key]):.4f}, but that model measures {want:.4f} on the "
+                       f"{len(long)} pairs whose source has at least {n} tokens",
+                       "evaluate the model you are given (seq2seq.evaluate(...)['bleu']) on the pairs whose "
+                       "source has at least min_length tokens, and only on those")
+            expect(math.isclose(got["difference"], got["lm_init"] - got["random"], abs_tol=1e-6),
+                   "difference must be lm_init − random")
+    return passed("6.9", "BLEU measured on the long sentences, for the models given")

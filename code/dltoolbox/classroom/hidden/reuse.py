@@ -29,3 +29,4 @@ def exercise_5():
 exercise_6 = [3, 4]
 exercise_7 = ({"0.weight": "0.weight", "1.bias": "1.bias"}, {"2.weight": "1.weight"})  # mapping, a mismatch
 exercise_8 = True  # the layer that was not frozen must get a gradient
+exercise_9 = (9, 17)  # other source lengths for the long-sentence BLEU
