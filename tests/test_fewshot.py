@@ -120,7 +120,9 @@ def test_committed_sweep_table_is_on_validation_classes_and_the_notebook_uses_it
     assert sizes["scratch"] == sizes["fine-tune"] == sizes["linear"]
     source = (root / "fewshot.ipynb").read_text()
     assert 'CHOSEN = sweeps.chosen(SWEEP)' in source and 'adapt = {m: CHOSEN[m]' in source
-    assert 'lr=CHOSEN.get(arm, {}).get(\\"lr\\")' in source
+    assert '\\"steps\\": CHOSEN[arm][\\"steps\\"]' in source and '**train[arm]' in source
+    steps = {r["steps"] for r in table["rows"] if r["arm"] == "classifier"}
+    assert steps == set(fs.TRAIN_STEPS) and max(fs.TRAIN_STEPS) >= 2000, "the classifier may train to convergence"
     edited = json.loads(json.dumps(table))
     edited["chosen"]["protonet"]["lr"] = 123.0
     with pytest.raises(ValueError):

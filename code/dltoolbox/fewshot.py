@@ -275,10 +275,11 @@ def evaluate_finetune(encoder, episodes, n_way, pretrained=True, num_steps=10, l
 
 # ---- the chapter's protocol: seeds in parallel processes, and the validation sweep ----------------------
 
-STEPS = 500                                   # training steps for every arm that learns from the base classes
+STEPS = 500                                   # default training steps of an arm that learns from the base classes
 BASE, NOVEL, VALIDATION = range(0, 300), range(300, 400), range(400, 450)   # glyph classes: train, test, tune
 METRIC_RULES = {"protonet": prototype_logits, "matching": matching_logits, "classifier": prototype_logits}
-TRAIN_LRS = (3e-3, 1e-2)                      # the same lr grid, steps and seeds for every training arm
+TRAIN_LRS = (3e-3, 1e-2)                      # the same lr grid, steps grid and seeds for every training arm
+TRAIN_STEPS = (500, 2000)                     # 2,000 steps: the classifier's training accuracy has levelled off
 ADAPT_GRIDS = {                               # the same number of settings (2 lrs × 2 step counts) per arm
     "scratch": [(lr, n) for lr in (3e-3, 1e-2) for n in (10, 30)],
     "fine-tune": [(lr, n) for lr in (3e-3, 1e-2) for n in (10, 30)],
@@ -350,11 +351,12 @@ def _sweep_train(job):
     """Sweep stage 1: one training arm, lr and seed → validation accuracy of its own rule (and the weights)."""
     torch.set_num_threads(1)
     X, y = torch.from_numpy(job["X"]), torch.from_numpy(job["y"])
-    encoder, _ = train_encoder(job["arm"], X, y, BASE, job["seed"], STEPS, job["lr"], desc=f"{job['arm']} lr {job['lr']}")
+    encoder, _ = train_encoder(job["arm"], X, y, BASE, job["seed"], job["steps"], job["lr"],
+                               desc=f"{job['arm']} lr {job['lr']} steps {job['steps']}")
     episodes = protocol_episodes(X, y, VALIDATION, (1, 5), job["episodes"], seed=500)
     method = {"protonet": "protonet", "matching": "matching", "classifier": "centroid"}[job["arm"]]
     score = float(np.mean([evaluate_method(method, encoder, episodes[k], 5).mean().item() for k in (1, 5)]))
-    row = {"arm": job["arm"], "lr": job["lr"], "steps": STEPS, "seed": job["seed"], "validation_accuracy": round(score, 4)}
+    row = {"arm": job["arm"], "lr": job["lr"], "steps": job["steps"], "seed": job["seed"], "validation_accuracy": round(score, 4)}
     return row, (encoder.state_dict() if job["arm"] == "classifier" else None)
 
 
@@ -378,9 +380,10 @@ def _sweep_adapt(job):
 def sweep(processes=2, seeds=(0, 1, 2), episodes=100):
     """Tune every arm on the 50 validation glyph classes (400–449), never the 100 test classes (300–399).
 
-    Stage 1: each training arm (protonet, matching, classifier) at every lr of TRAIN_LRS, STEPS steps, each seed.
+    Stage 1: each training arm (protonet, matching, classifier) at every lr of TRAIN_LRS and every step count of
+    TRAIN_STEPS, each seed.
     Stage 2: each adapting arm (scratch, fine-tune, linear head) over its 8-setting grid, each seed, fine-tune
-    and linear head on the classifier trained with the lr stage 1 chose. Score: mean 5-way accuracy at K = 1, 5.
+    and linear head on the classifier trained with the lr and steps stage 1 chose. Score: mean 5-way accuracy at K = 1, 5.
     """
     from . import sweeps
     from .compare import run_parallel
@@ -388,13 +391,14 @@ def sweep(processes=2, seeds=(0, 1, 2), episodes=100):
 
     X, y = make_glyphs(num_classes=450, per_class=20, size=16, seed=0)
     data = {"X": X.numpy(), "y": y.numpy(), "episodes": episodes}
-    jobs = [dict(data, arm=arm, lr=lr, seed=s) for arm in ("classifier", "protonet", "matching")
-            for lr in TRAIN_LRS for s in seeds]
+    jobs = [dict(data, arm=arm, lr=lr, steps=n, seed=s) for arm in ("classifier", "protonet", "matching")
+            for lr in TRAIN_LRS for n in TRAIN_STEPS for s in seeds]
     results = run_parallel(_sweep_train, jobs, processes=processes, desc="sweep: training arms")
     rows = [row for row, _ in results]
-    lr = sweeps.best_settings([r for r in rows if r["arm"] == "classifier"], ["lr", "steps"], "validation_accuracy",
-                              "max")[None]["lr"]
-    states = {row["seed"]: state for row, state in results if row["arm"] == "classifier" and row["lr"] == lr}
+    best = sweeps.best_settings([r for r in rows if r["arm"] == "classifier"], ["lr", "steps"], "validation_accuracy",
+                                "max")[None]
+    states = {row["seed"]: state for row, state in results
+              if row["arm"] == "classifier" and (row["lr"], row["steps"]) == (best["lr"], best["steps"])}
     jobs = [dict(data, arm=arm, seed=s, state=None if arm == "scratch" else states[s])
             for arm in ("fine-tune", "scratch", "linear") for s in seeds]
     for part in run_parallel(_sweep_adapt, jobs, processes=processes, desc="sweep: adapting arms"):
@@ -402,4 +406,4 @@ def sweep(processes=2, seeds=(0, 1, 2), episodes=100):
     return {"rows": rows, "settings": ["lr", "steps"], "metric": "validation_accuracy", "goal": "max", "arm": "arm",
             "config": {"validation_classes": [VALIDATION.start, VALIDATION.stop - 1], "episodes_per_k": episodes,
                        "ks": [1, 5], "n_way": 5, "seeds": list(seeds), "encoder": "ConvEncoder(16)",
-                       "train_steps": STEPS}}
+                       "train_steps": list(TRAIN_STEPS)}}
