@@ -150,3 +150,39 @@ def test_decoder_layers_are_named_for_weight_copying():
 def test_bad_input_is_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call(small_model())
+
+
+def test_sequence_log_prob_is_the_beam_score_and_padding_free(overfit):
+    model, _ = overfit
+    candidates = s2s.beam_search(model, PAIRS[2][0], beam_size=3)
+    pairs = [(PAIRS[2][0], tokens) for tokens, _ in candidates] + [PAIRS[0]]  # different lengths in one batch
+    scores = s2s.sequence_log_prob(model, pairs)
+    assert scores[:3] == pytest.approx([s for _, s in candidates], abs=1e-4)
+    assert scores[3] == pytest.approx(s2s.sequence_log_prob(model, [PAIRS[0]])[0], abs=1e-5)
+    with pytest.raises(ValueError, match="at least one pair"):
+        s2s.sequence_log_prob(model, [])
+
+
+def test_a_wrong_hypothesis_is_a_search_error_only_when_the_model_prefers_the_reference(overfit):
+    model, _ = overfit  # it translates PAIRS exactly, so it scores each reference above any other output
+    src, ref = PAIRS[3]
+    worse = s2s.beam_search(model, src, beam_size=4)[-1][0]
+    assert worse != ref
+    kinds = s2s.search_or_model_errors(model, [PAIRS[3], PAIRS[4]], [worse, list(PAIRS[4][1])])
+    assert kinds == ["search"]  # the correct one is not an error; the wrong one lost to a better search
+    fresh = small_model(seed=5)  # untrained: about log(1/50) per token, so a one-word output beats the reference
+    assert s2s.search_or_model_errors(fresh, [PAIRS[3]], [ref[:1]]) == ["model"]
+    assert s2s.sequence_log_prob(fresh, [(src, ref[:1])])[0] > s2s.sequence_log_prob(fresh, [PAIRS[3]])[0]
+    with pytest.raises(ValueError, match="hypotheses"):
+        s2s.search_or_model_errors(model, PAIRS[:2], [ref])
+
+
+def test_sentence_vectors_are_the_encoders_final_state_and_ignore_batch_padding():
+    model = small_model(seed=2)
+    sentences = [s for s, _ in PAIRS[:4]]
+    vectors = s2s.sentence_vectors(model, sentences)
+    assert vectors.shape == (4, 32)
+    torch.testing.assert_close(vectors[1], s2s.sentence_vectors(model, [sentences[1]])[0])
+    src, lengths, _, _ = s2s.make_batch(PAIRS[:4], SV, TV)
+    _, (h, _), _ = model.encode(src, lengths)
+    torch.testing.assert_close(vectors, h[-1].detach())

@@ -81,3 +81,40 @@ def test_rejects_sequences_longer_than_max_len():
     model = _model()
     with pytest.raises(ValueError, match="longer than max_len"):
         model(torch.ones(1, 65, dtype=torch.long), torch.tensor([65]), torch.ones(1, 2, dtype=torch.long))
+
+
+def test_alibi_slopes_and_bias_by_hand():
+    assert transformer.alibi_slopes(4).tolist() == [0.25, 0.0625, 0.015625, 0.00390625]
+    bias = transformer.alibi_bias(2, 3)
+    assert bias.shape == (2, 3, 3)
+    assert bias[0].tolist() == [[0.0, -1 / 16, -2 / 16], [-1 / 16, 0.0, -1 / 16], [-2 / 16, -1 / 16, 0.0]]
+    with pytest.raises(ValueError, match="num_heads"):
+        transformer.alibi_slopes(0)
+
+
+def test_scores_bias_shifts_the_attention_weights():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 4, 8, generator=g) for _ in range(3))
+    bias = transformer.alibi_bias(2, 4)
+    out, w = transformer.scaled_dot_product_attention(q, k, v, None, bias)
+    expected = torch.softmax(q @ k.transpose(-2, -1) / 8 ** 0.5 + bias, dim=-1)
+    torch.testing.assert_close(w, expected)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
+
+
+def test_an_alibi_transformer_has_no_absolute_positions():
+    model = _model(position="alibi", seed=1)
+    src = torch.tensor([[5, 6, 7, 8]])
+    memory, _ = model.encoder(src, torch.tensor([4]))
+    assert memory.shape == (1, 4, 16)
+    sinusoidal = _model(seed=1)
+    for (name, p), (_, q) in zip(model.named_parameters(), sinusoidal.named_parameters()):
+        assert torch.equal(p, q), name  # the same weights; only how order enters differs
+    long = torch.randint(4, 40, (1, 80))  # longer than max_len=64: fine without position codes
+    assert model.encoder(long, torch.tensor([80]))[0].shape == (1, 80, 16)
+    with pytest.raises(ValueError, match="longer than max_len"):
+        sinusoidal.encoder(long, torch.tensor([80]))
+    with pytest.raises(ValueError, match="unknown position"):
+        _model(position="rotary")
+    hyp = seq2seq.greedy_decode(model, [["the", "dog", "runs"]], max_len=5)
+    assert len(hyp) == 1 and len(hyp[0]) <= 5

@@ -38,13 +38,18 @@ def masked_softmax(scores, mask=None):
     return weights.nan_to_num(0.0)  # a row with nothing to attend to gets all-zero weights
 
 
-def scaled_dot_product_attention(queries, keys, values, mask=None):
-    """softmax(Q K^T / sqrt(d)) V; returns (outputs (..., Tq, dv), weights (..., Tq, Tk))."""
+def scaled_dot_product_attention(queries, keys, values, mask=None, bias=None):
+    """softmax(Q K^T / sqrt(d) + bias) V; returns (outputs (..., Tq, dv), weights (..., Tq, Tk)).
+
+    `bias` (broadcastable to (..., Tq, Tk)) is added to the scores, e.g. ALiBi's distance penalty.
+    """
     if queries.shape[-1] != keys.shape[-1]:
         raise ValueError(f"queries and keys need the same last size, got {queries.shape[-1]} and {keys.shape[-1]}")
     if keys.shape[-2] != values.shape[-2]:
         raise ValueError(f"keys and values need the same length, got {keys.shape[-2]} and {values.shape[-2]}")
     scores = queries @ keys.transpose(-2, -1) / math.sqrt(queries.shape[-1])  # (..., Tq, Tk)
+    if bias is not None:
+        scores = scores + bias
     weights = masked_softmax(scores, mask)
     return weights @ values, weights  # (..., Tq, dv), (..., Tq, Tk)
 
@@ -228,3 +233,87 @@ def fit_exponent(lengths, values):
     y = torch.log(torch.as_tensor(values, dtype=torch.float64))
     x, y = x - x.mean(), y - y.mean()
     return float((x * y).sum() / (x * x).sum())
+
+
+# --- Bahdanau's Figure 2, fairly: each arm's recipe chosen on validation, seeds in parallel processes ---
+
+DATA = dict(seed=0, n_train=20000, n_valid=200, n_test=500, min_len=3, max_len=30)
+LONGER = dict(n=200, seed=1)  # test sentences longer than any in training
+MODEL = dict(num_embed=48, num_hiddens=96, num_layers=1)
+STEPS, BATCH_SIZE = 400, 64  # the same budget for every arm and setting
+BUCKETS = ((3, 7), (8, 12), (13, 17), (18, 22), (23, 30), (31, 35), (36, 41))
+ARMS = ("no attention", "attention")
+SWEEP_GRID = {"reverse_source": (False, True), "lr": (3e-3, 1e-2, 3e-2), "schedule": ("constant", "warmup_linear")}
+SWEEP_SEEDS = (100,)  # apart from the notebook's seeds 0, 1, 2
+
+
+def translation_data():
+    """(splits, longer): the chapter's train/valid/test pairs and the longer-than-training test pairs."""
+    from . import translation
+
+    splits = translation.make_splits(**DATA)
+    return splits, translation.longer_test_set(splits, **LONGER)
+
+
+def build(arm, seed=0, reverse_source=False, device="cpu"):
+    """A fresh model of one arm ("no attention" or "attention") of the chapter's size."""
+    from . import seq2seq, translation
+
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; choose one of {ARMS}")
+    decoder = AttentionDecoder if arm == "attention" else seq2seq.LSTMDecoder
+    return seq2seq.build_model(translation.source_vocab(), translation.target_vocab(), seed=seed, decoder=decoder,
+                               reverse_source=reverse_source, device=device, **MODEL)
+
+
+def run(job):
+    """Train one arm with one setting and seed; evaluate it on validation or on the test sentences.
+
+    job: {"arm", "seed", "reverse_source", "lr", "schedule", "on": "valid" | "test"}; "test" scores the
+    test pairs followed by the longer ones. Returns {"job", "history" (loss, lr, seconds), "metrics"
+    (seq2seq.evaluate, with the hypotheses), "state"}.
+    """
+    import os
+
+    from . import seq2seq
+
+    os.environ.setdefault("DLTOOLBOX_NO_PROGRESS", "1")
+    torch.set_num_threads(1)
+    if job.get("on") not in ("valid", "test"):
+        raise ValueError(f"job['on'] must be 'valid' or 'test', got {job.get('on')!r}")
+    splits, longer = translation_data()
+    model = build(job["arm"], job["seed"], job["reverse_source"])
+    history = seq2seq.train(model, splits["train"], num_steps=STEPS, batch_size=BATCH_SIZE, lr=job["lr"],
+                            seed=job["seed"], schedule=job["schedule"], desc=f"{job['arm']}, seed {job['seed']}")
+    pairs = splits["valid"] if job["on"] == "valid" else splits["test"] + longer
+    return {"job": job, "history": {k: history[k] for k in ("loss", "lr", "seconds")},
+            "metrics": seq2seq.evaluate(model, pairs, buckets=BUCKETS),
+            "state": {name: t.clone() for name, t in model.state_dict().items()}}
+
+
+def sweep(processes=2):
+    """Each arm's source order, peak learning rate and schedule, chosen on the 200 validation pairs by exact
+    match (python -m dltoolbox.sweeps attention): the same grid, budget and seeds for both arms."""
+    from itertools import product
+
+    from .compare import run_parallel
+
+    settings = [dict(zip(SWEEP_GRID, values)) for values in product(*SWEEP_GRID.values())]
+    jobs = [{"arm": arm, "seed": seed, "on": "valid", **s} for arm in ARMS for s in settings for seed in SWEEP_SEEDS]
+    rows = []
+    for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="attention settings")):
+        m = result["metrics"]
+        rows.append({"arm": job["arm"], **{k: job[k] for k in SWEEP_GRID}, "seed": job["seed"],
+                     "valid_exact_match": round(m["exact_match"], 4), "valid_bleu": round(m["bleu"], 2)})
+    return {"rows": rows, "settings": list(SWEEP_GRID), "metric": "valid_exact_match", "goal": "max", "arm": "arm",
+            "config": {**MODEL, "steps": STEPS, "batch_size": BATCH_SIZE, "data": DATA, "seeds": list(SWEEP_SEEDS)}}
+
+
+def diagonal_alignment(num_target, num_source):
+    """The monotone baseline alignment (T, S): target row i looks at source word round(i (S-1) / (T-1))."""
+    if num_target < 1 or num_source < 1:
+        raise ValueError(f"need at least one target and one source position, got {num_target}, {num_source}")
+    weights = torch.zeros(num_target, num_source)
+    for i in range(num_target):
+        weights[i, round(i * (num_source - 1) / max(num_target - 1, 1))] = 1.0
+    return weights

@@ -344,3 +344,134 @@ def evaluate(model, pairs, buckets=DEFAULT_BUCKETS, batch_size=256, beam_size=1)
                                                        [counts[i] for i in rows])
     metrics["hypotheses"] = hyps
     return metrics
+
+
+@torch.no_grad()
+def sequence_log_prob(model, pairs, batch_size=256):
+    """Per pair (source, target tokens): the model's log-probability of the target, <eos> included."""
+    if not pairs:
+        raise ValueError("sequence_log_prob needs at least one pair")
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(pairs), batch_size):
+        src, src_lengths, y_in, y_out = make_batch(pairs[i:i + batch_size], model.src_vocab, model.tgt_vocab, device)
+        logits, _ = model(src, src_lengths, y_in)
+        log_probs = logits.log_softmax(-1).gather(-1, y_out[..., None]).squeeze(-1)  # (B, T)
+        out += (log_probs * (y_out != model.tgt_vocab.pad)).sum(1).tolist()
+    return out
+
+
+def search_or_model_errors(model, pairs, hypotheses):
+    """For each pair whose hypothesis is wrong: "search" if the model scores the reference higher than its
+    own hypothesis (a better search could have found it), else "model" (the model prefers its mistake)."""
+    if len(pairs) != len(hypotheses):
+        raise ValueError(f"{len(pairs)} pairs but {len(hypotheses)} hypotheses")
+    wrong = [(s, list(t), list(h)) for (s, t), h in zip(pairs, hypotheses) if list(h) != list(t)]
+    if not wrong:
+        return []
+    ref = sequence_log_prob(model, [(s, t) for s, t, _ in wrong])
+    hyp = sequence_log_prob(model, [(s, h) for s, _, h in wrong])
+    return ["search" if r > h else "model" for r, h in zip(ref, hyp)]
+
+
+@torch.no_grad()
+def sentence_vectors(model, sentences):
+    """The encoder's summary of each source sentence: its top layer's final hidden state, (B, H)."""
+    model.eval()
+    device = next(model.parameters()).device
+    src, src_lengths = (t.to(device) for t in _encode_sources(model, sentences))
+    _, (h, _), _ = model.encode(src, src_lengths)
+    return h[-1].cpu()
+
+
+# --- chapter 3's runs: each source order's learning rate and schedule chosen on validation -------------
+
+MODEL = dict(num_embed=48, num_hiddens=96)  # one LSTM layer each side
+STEPS, BATCH_SIZE = 400, 64  # the same budget for every run
+SWEEP_GRID = {"lr": (3e-3, 1e-2, 3e-2), "schedule": SCHEDULES}
+SWEEP_SEEDS = (100,)  # apart from the notebook's seeds 0, 1, 2
+
+
+def run(job):
+    """Train one model on chapter 3's data (translation.make_splits(seed=0)) and evaluate it.
+
+    job: {"reverse_source", "seed", "lr", "schedule", "on": "valid" | "test"}, and optionally
+    "num_hiddens" and "steps". Returns {"job", "history", "metrics" (evaluate, with hypotheses), "state"}.
+    """
+    import os
+
+    from . import translation
+
+    os.environ.setdefault("DLTOOLBOX_NO_PROGRESS", "1")
+    torch.set_num_threads(1)
+    if job.get("on") not in ("valid", "test"):
+        raise ValueError(f"job['on'] must be 'valid' or 'test', got {job.get('on')!r}")
+    splits = translation.make_splits(seed=0)
+    model = build_model(translation.source_vocab(), translation.target_vocab(), reverse_source=job["reverse_source"],
+                        seed=job["seed"], **{**MODEL, "num_hiddens": job.get("num_hiddens", MODEL["num_hiddens"])})
+    history = train(model, splits["train"], num_steps=job.get("steps", STEPS), batch_size=BATCH_SIZE, lr=job["lr"],
+                    seed=job["seed"], schedule=job["schedule"])
+    return {"job": job, "history": history, "metrics": evaluate(model, splits[job["on"]]),
+            "state": {name: t.clone() for name, t in model.state_dict().items()}}
+
+
+def sweep(processes=2):
+    """The peak learning rate and schedule of each source order, chosen on the 500 validation pairs by exact
+    match (python -m dltoolbox.sweeps seq2seq): the same grid, budget and seed for both orders."""
+    from itertools import product
+
+    from .compare import run_parallel
+
+    settings = [dict(zip(SWEEP_GRID, values)) for values in product(*SWEEP_GRID.values())]
+    jobs = [{"reverse_source": r, "seed": seed, "on": "valid", **s}
+            for r in (False, True) for s in settings for seed in SWEEP_SEEDS]
+    rows = []
+    for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="seq2seq settings")):
+        m = result["metrics"]
+        rows.append({"source": "reversed" if job["reverse_source"] else "plain", **{k: job[k] for k in SWEEP_GRID},
+                     "seed": job["seed"], "valid_exact_match": round(m["exact_match"], 4),
+                     "valid_bleu": round(m["bleu"], 2)})
+    return {"rows": rows, "settings": list(SWEEP_GRID), "metric": "valid_exact_match", "goal": "max",
+            "arm": "source", "config": {**MODEL, "steps": STEPS, "batch_size": BATCH_SIZE, "seeds": list(SWEEP_SEEDS)}}
+
+
+CAPACITY_GRID = {"num_hiddens": (96, 256), "steps": (400, 1600)}
+
+
+def capacity(processes=2, table="chapters/03_seq2seq/sweep.json"):
+    """Does the long-sentence collapse move with capacity and training? The reversed model at each hidden
+    size and number of steps of CAPACITY_GRID, with the learning rate and schedule the `seq2seq` sweep chose
+    for it, scored on the validation pairs (python -m dltoolbox.sweeps seq2seq_capacity); the metric is
+    exact match on the 18–30-token ones."""
+    from itertools import product
+
+    from . import sweeps
+    from .compare import run_parallel
+
+    setting = sweeps.chosen(table)["reversed"]
+    jobs = [{"reverse_source": True, "seed": 100, "on": "valid", **setting, "num_hiddens": h, "steps": n}
+            for h, n in product(*CAPACITY_GRID.values())]
+    rows = []
+    for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="capacity x training")):
+        buckets = result["metrics"]["buckets"]
+        long = [b for b in ("18-22", "23-30") if b in buckets]
+        rows.append({"num_hiddens": job["num_hiddens"], "steps": job["steps"], "seed": job["seed"],
+                     "valid_exact_match": round(result["metrics"]["exact_match"], 4),
+                     **{f"valid_exact_match_{b}": round(buckets[b]["exact_match"], 4) for b in buckets},
+                     "valid_exact_match_18_30": round(sum(buckets[b]["exact_match"] * buckets[b]["n"] for b in long)
+                                                      / sum(buckets[b]["n"] for b in long), 4),
+                     "valid_bleu_18_30_bucket_mean": round(sum(buckets[b]["bleu"] * buckets[b]["n"] for b in long)
+                                               / sum(buckets[b]["n"] for b in long), 2),
+                     "parameters": count_parameters(build_model(*_vocabs(), num_hiddens=job["num_hiddens"],
+                                                                num_embed=MODEL["num_embed"])),
+                     "seconds": round(result["history"]["seconds"][-1], 1)})
+    return {"rows": rows, "settings": list(CAPACITY_GRID), "metric": "valid_exact_match_18_30", "goal": "max",
+            "arm": None, "config": {**setting, "reverse_source": True, "num_embed": MODEL["num_embed"],
+                                    "batch_size": BATCH_SIZE}}
+
+
+def _vocabs():
+    from . import translation
+
+    return translation.source_vocab(), translation.target_vocab()

@@ -24,6 +24,9 @@ SWEEPS = {
     "fewshot": ("dltoolbox.fewshot:sweep", "chapters/06_reuse/fewshot_sweep.json"),
     "lm_init": ("dltoolbox.transfer:sweep", "chapters/06_reuse/lm_init_sweep.json"),
     "kl_leash": ("dltoolbox.selfplay:sweep", "chapters/05_replays/kl_sweep.json"),
+    "attention": ("dltoolbox.attention:sweep", "chapters/04_attention/sweep.json"),
+    "seq2seq": ("dltoolbox.seq2seq:sweep", "chapters/03_seq2seq/sweep.json"),
+    "seq2seq_capacity": ("dltoolbox.seq2seq:capacity", "chapters/03_seq2seq/capacity.json"),
 }
 
 

@@ -1,4 +1,9 @@
-"""A small transformer encoder-decoder written out from torch.nn pieces (Vaswani et al. 2017, pre-norm)."""
+"""A small transformer encoder-decoder written out from torch.nn pieces (Vaswani et al. 2017, pre-norm).
+
+Word order enters either as sinusoidal absolute position codes added to the embeddings (Vaswani et al.),
+or as ALiBi (Press et al. 2022): no position code at all, and a penalty on each self-attention score that
+grows with the distance between query and key, so that nothing depends on absolute positions.
+"""
 import math
 
 import torch
@@ -25,10 +30,10 @@ class MultiHeadAttention(nn.Module):
         B, T, C = x.shape
         return x.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2)  # (B, nh, T, hs)
 
-    def forward(self, queries, keys, values, mask=None):
-        """queries (B, Tq, C), keys/values (B, Tk, C), mask broadcastable to (B, nh, Tq, Tk) -> (B, Tq, C)."""
+    def forward(self, queries, keys, values, mask=None, bias=None):
+        """queries (B, Tq, C), keys/values (B, Tk, C), mask and bias broadcastable to (B, nh, Tq, Tk) -> (B, Tq, C)."""
         q, k, v = self._split(self.W_q(queries)), self._split(self.W_k(keys)), self._split(self.W_v(values))
-        out, self.weights = scaled_dot_product_attention(q, k, v, mask)  # (B, nh, Tq, hs)
+        out, self.weights = scaled_dot_product_attention(q, k, v, mask, bias)  # (B, nh, Tq, hs)
         B, _, Tq, _ = out.shape
         return self.W_o(out.transpose(1, 2).reshape(B, Tq, -1))  # (B, Tq, C)
 
@@ -41,6 +46,28 @@ def positional_encoding(length, num_hiddens):
     pe[:, 0::2] = torch.sin(position * rate)
     pe[:, 1::2] = torch.cos(position * rate[: num_hiddens // 2])
     return pe
+
+
+POSITIONS = ("sinusoidal", "alibi")
+
+
+def alibi_slopes(num_heads):
+    """ALiBi's head-specific slopes, the geometric sequence 2^(-8/n), 2^(-16/n), ..., 2^(-8) for n heads."""
+    if num_heads < 1:
+        raise ValueError(f"num_heads must be >= 1, got {num_heads}")
+    return torch.tensor([2.0 ** (-8.0 * (h + 1) / num_heads) for h in range(num_heads)])
+
+
+def alibi_bias(num_heads, length, device=None):
+    """(nh, T, T): -slope_h * |i - j|, the penalty ALiBi adds to the score of query i for key j."""
+    position = torch.arange(length, device=device)
+    distance = (position[:, None] - position[None, :]).abs().float()  # (T, T)
+    return -alibi_slopes(num_heads).to(device)[:, None, None] * distance  # (nh, T, T)
+
+
+def _check_position(position):
+    if position not in POSITIONS:
+        raise ValueError(f"unknown position {position!r}; choose one of {POSITIONS}")
 
 
 def _ffn(num_hiddens, ffn_hiddens):
@@ -56,9 +83,9 @@ class EncoderLayer(nn.Module):
         self.self_attention = MultiHeadAttention(num_hiddens, num_heads)
         self.ffn = _ffn(num_hiddens, ffn_hiddens)
 
-    def forward(self, x, mask):
+    def forward(self, x, mask, bias=None):
         h = self.norm1(x)
-        x = x + self.self_attention(h, h, h, mask)
+        x = x + self.self_attention(h, h, h, mask, bias)
         return x + self.ffn(self.norm2(x))  # (B, S, C)
 
 
@@ -72,19 +99,21 @@ class DecoderLayer(nn.Module):
         self.cross_attention = MultiHeadAttention(num_hiddens, num_heads)
         self.ffn = _ffn(num_hiddens, ffn_hiddens)
 
-    def forward(self, y, memory, self_mask, memory_mask):
+    def forward(self, y, memory, self_mask, memory_mask, bias=None):
         h = self.norms[0](y)
-        y = y + self.self_attention(h, h, h, self_mask)
+        y = y + self.self_attention(h, h, h, self_mask, bias)
         y = y + self.cross_attention(self.norms[1](y), memory, memory, memory_mask)
         return y + self.ffn(self.norms[2](y))  # (B, T, C)
 
 
 class TransformerEncoder(nn.Module):
-    """Token embedding + sinusoidal positions + self-attention layers: the seq2seq encoder interface."""
+    """Token embedding + positions (sinusoidal or ALiBi) + self-attention layers: the seq2seq encoder interface."""
 
-    def __init__(self, vocab_size, num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128, max_len=128):
+    def __init__(self, vocab_size, num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128, max_len=128,
+                 position="sinusoidal"):
         super().__init__()
-        self.num_hiddens = num_hiddens
+        _check_position(position)
+        self.num_hiddens, self.num_heads, self.position = num_hiddens, num_heads, position
         self.embedding = nn.Embedding(vocab_size, num_hiddens)
         self.register_buffer("pe", positional_encoding(max_len, num_hiddens), persistent=False)
         self.layers = nn.ModuleList(EncoderLayer(num_hiddens, num_heads, ffn_hiddens) for _ in range(num_layers))
@@ -92,10 +121,12 @@ class TransformerEncoder(nn.Module):
 
     def forward(self, src, src_lengths):
         """src (B, S), src_lengths (B,) -> (memory (B, S, C), None): there is no recurrent state."""
-        x = embed(self.embedding, self.pe, src)
+        alibi = self.position == "alibi"
+        x = self.embedding(src) if alibi else embed(self.embedding, self.pe, src)  # (B, S, C)
+        bias = alibi_bias(self.num_heads, src.shape[1], src.device) if alibi else None  # (nh, S, S)
         key_mask = padding_mask(src_lengths.to(src.device), src.shape[1])[:, None, None, :]  # (B, 1, 1, S)
         for layer in self.layers:
-            x = layer(x, key_mask)
+            x = layer(x, key_mask, bias)
         return self.norm(x), None
 
 
@@ -105,9 +136,11 @@ class TransformerDecoder(nn.Module):
     The state is the prefix of target tokens read so far (B, t), so one-step decoding re-reads it.
     """
 
-    def __init__(self, vocab_size, num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128, max_len=128):
+    def __init__(self, vocab_size, num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128, max_len=128,
+                 position="sinusoidal"):
         super().__init__()
-        self.num_hiddens = num_hiddens
+        _check_position(position)
+        self.num_hiddens, self.num_heads, self.position = num_hiddens, num_heads, position
         self.embedding = nn.Embedding(vocab_size, num_hiddens)
         self.register_buffer("pe", positional_encoding(max_len, num_hiddens), persistent=False)
         self.layers = nn.ModuleList(DecoderLayer(num_hiddens, num_heads, ffn_hiddens) for _ in range(num_layers))
@@ -125,11 +158,13 @@ class TransformerDecoder(nn.Module):
     def forward(self, y_in, state, enc_outputs, src_mask):
         """Logits (B, T, V) for the T new tokens y_in after the prefix `state`, and the longer prefix."""
         tokens = torch.cat([state, y_in], dim=1)  # (B, t + T)
-        y = embed(self.embedding, self.pe, tokens)
+        alibi = self.position == "alibi"
+        y = self.embedding(tokens) if alibi else embed(self.embedding, self.pe, tokens)  # (B, t + T, C)
+        bias = alibi_bias(self.num_heads, tokens.shape[1], tokens.device) if alibi else None
         self_mask = causal_mask(tokens.shape[1], device=tokens.device)  # (t + T, t + T)
         memory_mask = src_mask[:, None, None, :]  # (B, 1, 1, S)
         for layer in self.layers:
-            y = layer(y, enc_outputs, self_mask, memory_mask)
+            y = layer(y, enc_outputs, self_mask, memory_mask, bias)
         return self.output(self.norm(y[:, -y_in.shape[1]:])), tokens  # (B, T, V)
 
 
@@ -141,12 +176,16 @@ def embed(embedding, pe, tokens):
 
 
 def build_transformer(src_vocab, tgt_vocab, num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128,
-                      max_len=128, seed=0, device="cpu"):
-    """A seq2seq.Seq2Seq whose encoder and decoder are transformers (train/evaluate it like the LSTMs)."""
+                      max_len=128, seed=0, device="cpu", position="sinusoidal"):
+    """A seq2seq.Seq2Seq whose encoder and decoder are transformers (train/evaluate it like the LSTMs).
+
+    position: "sinusoidal" (absolute codes added to the embeddings) or "alibi" (distance penalties).
+    """
     from .seq2seq import Seq2Seq
 
+    _check_position(position)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        encoder = TransformerEncoder(len(src_vocab), num_hiddens, num_heads, num_layers, ffn_hiddens, max_len)
-        decoder = TransformerDecoder(len(tgt_vocab), num_hiddens, num_heads, num_layers, ffn_hiddens, max_len)
+        encoder = TransformerEncoder(len(src_vocab), num_hiddens, num_heads, num_layers, ffn_hiddens, max_len, position)
+        decoder = TransformerDecoder(len(tgt_vocab), num_hiddens, num_heads, num_layers, ffn_hiddens, max_len, position)
     return Seq2Seq(encoder, decoder, src_vocab, tgt_vocab).to(device)
