@@ -172,3 +172,50 @@ def test_alignment_hits_counts_dictionary_words_only():
     assert attention.alignment_hits(weights, ["sleeps", "dog"], ["vok", "dorma", "ta"], sources_of) == (0, 2)
     with pytest.raises(ValueError, match="do not cover"):
         attention.alignment_hits(weights, ["dog"], ["vok"], sources_of)
+
+
+def test_diagonal_alignment_is_one_hot_and_monotone():
+    w = attention.diagonal_alignment(5, 3)
+    assert w.shape == (5, 3) and torch.equal(w.sum(1), torch.ones(5))
+    assert w.argmax(1).tolist() == [0, 0, 1, 2, 2]
+    assert attention.diagonal_alignment(1, 4).argmax(1).tolist() == [0]
+    with pytest.raises(ValueError, match="at least one"):
+        attention.diagonal_alignment(0, 3)
+
+
+def test_arms_and_jobs_reject_bad_names():
+    with pytest.raises(ValueError, match="unknown arm"):
+        attention.build("attentive")
+    with pytest.raises(ValueError, match="'valid' or 'test'"):
+        attention.run({"arm": "attention", "seed": 0, "reverse_source": False, "lr": 1e-2,
+                       "schedule": "constant", "on": "train"})
+
+
+def test_both_arms_share_the_encoder_at_the_same_seed():
+    plain, attentive = attention.build("no attention", seed=3), attention.build("attention", seed=3, reverse_source=True)
+    for (name, p), (_, q) in zip(plain.encoder.named_parameters(), attentive.encoder.named_parameters()):
+        assert torch.equal(p, q), name
+    assert attentive.reverse_source and not plain.reverse_source
+
+
+def test_committed_attention_sweep_gives_both_arms_the_same_grid_and_the_notebook_uses_its_choice():
+    import json
+    from pathlib import Path
+
+    from dltoolbox import sweeps
+
+    root = Path(__file__).resolve().parents[1] / "chapters" / "04_attention"
+    table = json.loads((root / "sweep.json").read_text())
+    chosen = sweeps.chosen(table)
+    assert set(chosen) == set(attention.ARMS) and table["metric"] == "valid_exact_match"
+    tried = {}
+    for row in table["rows"]:
+        tried.setdefault(row["arm"], set()).add((row["reverse_source"], row["lr"], row["schedule"], row["seed"]))
+    assert tried["attention"] == tried["no attention"] and len(tried["attention"]) >= 8  # the same tuning effort
+    assert table["config"]["data"] == attention.DATA and table["config"]["steps"] == attention.STEPS
+    source = (root / "attention.ipynb").read_text()
+    assert "CHOSEN = sweeps.chosen(SWEEP)" in source and '**CHOSEN[arm]' in source
+    edited = json.loads(json.dumps(table))
+    edited["chosen"]["no attention"]["lr"] = 123.0
+    with pytest.raises(ValueError):
+        sweeps.chosen(edited)
