@@ -186,3 +186,31 @@ def test_sentence_vectors_are_the_encoders_final_state_and_ignore_batch_padding(
     src, lengths, _, _ = s2s.make_batch(PAIRS[:4], SV, TV)
     _, (h, _), _ = model.encode(src, lengths)
     torch.testing.assert_close(vectors, h[-1].detach())
+
+
+def test_committed_seq2seq_tables_tune_both_orders_alike_and_the_notebook_uses_their_choice():
+    import json
+    from pathlib import Path
+
+    from dltoolbox import sweeps
+
+    root = Path(__file__).resolve().parents[1] / "chapters" / "03_seq2seq"
+    table = json.loads((root / "sweep.json").read_text())
+    chosen = sweeps.chosen(table)
+    assert set(chosen) == {"plain", "reversed"} and table["metric"] == "valid_exact_match"
+    tried = {}
+    for row in table["rows"]:
+        tried.setdefault(row["source"], set()).add((row["lr"], row["schedule"], row["seed"]))
+    assert tried["plain"] == tried["reversed"] and len(tried["plain"]) >= 6  # the same tuning effort
+    assert table["config"]["steps"] == s2s.STEPS
+    capacity = json.loads((root / "capacity.json").read_text())
+    sweeps.chosen(capacity)
+    assert capacity["config"]["lr"] == chosen["reversed"]["lr"]  # the capacity grid trains with the chosen recipe
+    assert {(r["num_hiddens"], r["steps"]) for r in capacity["rows"]} == {(h, n) for h in s2s.CAPACITY_GRID["num_hiddens"]
+                                                                       for n in s2s.CAPACITY_GRID["steps"]}
+    source = (root / "seq2seq.ipynb").read_text()
+    assert "CHOSEN = sweeps.chosen(SWEEP)" in source and '**CHOSEN[\\"reversed\\" if r else \\"plain\\"]' in source
+    edited = json.loads(json.dumps(table))
+    edited["chosen"]["plain"]["lr"] = 123.0
+    with pytest.raises(ValueError):
+        sweeps.chosen(edited)
