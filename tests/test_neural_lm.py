@@ -120,3 +120,41 @@ def test_log2_probs_match_the_loss_and_interpolation_is_a_mixture():
     with pytest.raises(ValueError, match="same tokens"):
         neural_lm.interpolate(a, b[:1], 0.5)
 
+
+
+def test_job_for_puts_model_sizes_in_the_config_and_the_rest_in_training():
+    import inspect
+
+    job = neural_lm.job_for({"lr": 0.03, "dropout": 0.1}, 7)
+    assert job["seed"] == 7 and job["config"]["dropout"] == 0.1 and job["train"]["lr"] == 0.03
+    assert neural_lm.MLPConfig(vocab_size=5, **job["config"]).num_hiddens == neural_lm.SWEEP_FIXED["num_hiddens"]
+    assert set(job["train"]) <= set(inspect.signature(neural_lm.train_lm).parameters)
+
+
+def test_committed_sweep_table_is_on_validation_and_the_notebook_uses_its_choice():
+    import json
+    from itertools import product
+    from pathlib import Path
+
+    from dltoolbox import sweeps
+
+    root = Path(__file__).resolve().parents[1] / "chapters" / "02_ngrams"
+    table = json.loads((root / "sweep.json").read_text())
+    chosen = sweeps.chosen(table)["None"]  # one arm
+    assert table["metric"] == "valid_bits" and table["config"] == neural_lm.SWEEP_FIXED
+    assert set(chosen) == set(neural_lm.SWEEP_GRID) and set(neural_lm.SWEEP_GRID["dropout"]) >= {0.0, 0.1}
+    seeds = {}
+    for row in table["rows"]:
+        seeds.setdefault(tuple(row[k] for k in table["settings"]), set()).add(row["seed"])
+    assert set(seeds) == set(product(*neural_lm.SWEEP_GRID.values()))  # every setting of the grid was tried
+    assert all(s == set(neural_lm.SWEEP_SEEDS) for s in seeds.values())  # with the same seeds: the same effort
+    assert set(neural_lm.SWEEP_SEEDS).isdisjoint({0, 1, 2}), "the notebook's seeds are not the sweep's"
+    notebook = json.loads((root / "ngrams.ipynb").read_text())
+    source = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
+    assert 'CHOSEN = sweeps.chosen(SWEEP)["None"]' in source and 'SWEEP = "sweep.json"' in source
+    assert "jobs = [neural_lm.job_for(CHOSEN, seed) for seed in SEEDS]" in source
+    assert "compare.run_parallel(neural_lm.run, jobs" in source and "SEEDS = (0, 1, 2)" in source
+    edited = json.loads(json.dumps(table))
+    edited["chosen"]["None"]["dropout"] = 0.1 if chosen["dropout"] == 0.0 else 0.0
+    with pytest.raises(ValueError):
+        sweeps.chosen(edited)

@@ -157,6 +157,18 @@ def test_context_seen_hand_example():
         model.context_seen("ab", n=4)
 
 
+def test_gram_seen_hand_example():
+    model = ngram.NGramModel(3, "none").fit("abcab")
+    # trigrams counted in training: "abc", "bca", "cab"; in "abcba", "bcb" and "cba" never occurred
+    assert model.gram_seen("abcba").tolist() == [True, True, True, False, False]
+    assert model.gram_seen("abca", n=2).tolist() == [True] * 4 and model.gram_seen("acb", n=2).tolist() == [True, False, False]
+    # an unseen context means an unseen n-gram, never the other way round
+    text = "abcbacab"
+    assert not (~model.context_seen(text) & model.gram_seen(text)).any()
+    with pytest.raises(ValueError, match="n must be 1..3"):
+        model.gram_seen("ab", n=0)
+
+
 def test_open_vocabulary_words_charge_every_character_and_know_only_training_words():
     train = "the cat sat on the mat. the cat ran, the dog sat. a cat, a dog."
     held = "the cat sat, the zebra."

@@ -165,6 +165,17 @@ class NGramModel:
         s = self._encode(list(tokens))
         return np.array([i < n - 1 or self._total(s[i - n + 1:i], n) > 0 for i in range(len(s))])
 
+    def gram_seen(self, tokens, n=None):
+        """For each token, whether it followed its context (the n - 1 tokens before it, default order - 1)
+        somewhere in the training text, i.e. whether that n-gram was counted; tokens too near the start count
+        as seen."""
+        self._check_fitted()
+        n = self.order if n is None else n
+        if not isinstance(n, int) or not 1 <= n <= self.order:
+            raise ValueError(f"n must be 1..{self.order}, got {n!r}")
+        s = self._encode(list(tokens))
+        return np.array([i < n - 1 or s[i - n + 1:i + 1] in self._raw[n] for i in range(len(s))])
+
     def count(self, gram):
         """How often the tuple `gram` (1 to order tokens) occurs in the training tokens."""
         self._check_fitted()
