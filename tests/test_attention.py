@@ -219,3 +219,24 @@ def test_committed_attention_sweep_gives_both_arms_the_same_grid_and_the_noteboo
     edited["chosen"]["no attention"]["lr"] = 123.0
     with pytest.raises(ValueError):
         sweeps.chosen(edited)
+
+
+def test_quadratic_region_keeps_the_lengths_whose_cost_per_pair_is_flat():
+    lengths = [64, 128, 256, 512, 1024, 2048]
+    # a fixed cost per call dominates the short ones, the cache cliff the long ones
+    seconds = [1e-5 + 1e-9 * T ** 2 * (4 if T >= 2048 else 1) for T in lengths]
+    region = attention.quadratic_region(lengths, seconds)
+    assert [lengths[i] for i in region] == [256, 512, 1024]
+    assert attention.fit_exponent([lengths[i] for i in region], [seconds[i] for i in region]) > 1.5
+    assert attention.quadratic_region([10, 20], [1.0, 4.0]) == [0, 1]  # exactly quadratic: all of them
+    # a slow outlier inside ends the run: the region is the consecutive lengths around the cheapest
+    noisy = list(seconds)
+    noisy[1] = 1.2e-9 * 128 ** 2  # 128 within the tolerance, but 256 ...
+    noisy[2] = 5e-9 * 256 ** 2  # ... a blip
+    assert attention.quadratic_region(lengths, noisy) == [3, 4]
+    with pytest.raises(ValueError, match="increasing"):
+        attention.quadratic_region([2, 1], [1.0, 1.0])
+    with pytest.raises(ValueError, match="as many"):
+        attention.quadratic_region([1, 2], [1.0])
+    with pytest.raises(ValueError, match="tolerance"):
+        attention.quadratic_region([1], [1.0], tolerance=0.5)

@@ -139,6 +139,16 @@ def test_spread_records_each_metrics_range_across_kernel_settings(tmp_path):
     assert json.loads((tmp_path / "spread.json").read_text())["settings"]["default"] == {"ATEN_CPU_CAPABILITY": "default"}
     with pytest.raises(ValueError, match="unknown kernel setting"):
         notebooks.spread([source], ["avx9000"], out=tmp_path / "x.json")
+    # a second notebook's spread into the same file keeps the first one's entry
+    other = _executed(tmp_path / "chapters", "other.ipynb", {"accuracy": 0.5, "seeds": 3})
+    _executed(tmp_path / "default", "other.ipynb", {"accuracy": 0.4, "seeds": 3})
+    table = notebooks.spread([other], [], out=tmp_path / "spread.json",
+                             reuse={"native": tmp_path / "chapters", "default": tmp_path / "default"})
+    assert set(table["notebooks"]) == {"demo.ipynb", "other.ipynb"}
+    assert json.loads((tmp_path / "spread.json").read_text())["notebooks"]["demo.ipynb"] == entry
+    # with other settings the old entries are not comparable: they go
+    table = notebooks.spread([other], [], out=tmp_path / "spread.json", reuse={"native": tmp_path / "chapters"})
+    assert set(table["notebooks"]) == {"other.ipynb"}
 
 
 def test_spread_runs_each_setting_in_its_own_environment(tmp_path):

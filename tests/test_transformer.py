@@ -54,8 +54,9 @@ def test_decoder_is_causal_and_padding_is_ignored():
     torch.testing.assert_close(model(src2, lengths, tgt)[0], logits)
 
 
-def test_one_step_decoding_equals_teacher_forcing():
-    model = _model().eval()
+@pytest.mark.parametrize("position", transformer.POSITIONS)
+def test_one_step_decoding_with_the_cache_equals_teacher_forcing(position):
+    model = _model(position=position).eval()
     src, lengths = torch.randint(4, 20, (2, 5)), torch.tensor([5, 3])
     tgt = torch.randint(4, 20, (2, 4))
     full, _ = model(src, lengths, tgt)
@@ -66,7 +67,14 @@ def test_one_step_decoding_equals_teacher_forcing():
         logits, state = model.decoder(tgt[:, t:t + 1], state, enc, mask)
         steps.append(logits)
     torch.testing.assert_close(torch.cat(steps, 1), full)
-    assert model.decoder.select_state(state, torch.tensor([1])).tolist() == tgt[1:].tolist()
+    # two tokens at once after a cached prefix of two: the same logits again
+    state = model.decoder.init_state(enc, enc_state, mask)
+    first, state = model.decoder(tgt[:, :2], state, enc, mask)
+    rest, state = model.decoder(tgt[:, 2:], state, enc, mask)
+    torch.testing.assert_close(torch.cat([first, rest], 1), full)
+    tokens, cache = model.decoder.select_state(state, torch.tensor([1]))
+    assert tokens.tolist() == tgt[1:].tolist()
+    assert len(cache) == 2 and all(c.shape == (1, 4, 16) for c in cache)
 
 
 def test_overfits_a_few_pairs_and_greedy_decodes_them():
@@ -118,3 +126,59 @@ def test_an_alibi_transformer_has_no_absolute_positions():
         _model(position="rotary")
     hyp = seq2seq.greedy_decode(model, [["the", "dog", "runs"]], max_len=5)
     assert len(hyp) == 1 and len(hyp[0]) <= 5
+
+
+def test_build_arm_gives_each_arm_its_model_and_refuses_an_unknown_one():
+    lstm, sinusoidal, alibi = (transformer.build_arm(arm, seed=0) for arm in transformer.ARMS)
+    assert not hasattr(lstm.encoder, "layers") and not lstm.reverse_source
+    assert sinusoidal.encoder.position == "sinusoidal" and alibi.encoder.position == "alibi"
+    assert transformer.STEPS["transformer"] == transformer.STEPS["transformer (ALiBi)"]
+    with pytest.raises(ValueError, match="unknown arm"):
+        transformer.build_arm("GPT-4")
+
+
+def test_run_records_a_learning_curve_and_per_pair_token_counts():
+    job = {"arm": "transformer (ALiBi)", "seed": 0, "lr": 3e-3, "schedule": "constant", "on": "valid",
+           "steps": 4, "checkpoint_every": 2}
+    result = transformer.run(job)
+    assert result["curve"]["step"] == [2, 4] and len(result["curve"]["valid_exact_match_23_30"]) == 2
+    assert 0 < result["curve"]["seconds"][0] <= result["curve"]["seconds"][1] <= result["train_seconds"] + 0.01  # rounded to 0.01 s
+    assert len(result["token_counts"]) == result["metrics"]["n"] == 200
+    assert all(0 <= hits <= n for hits, n in result["token_counts"])
+    with pytest.raises(ValueError, match="on"):
+        transformer.run({**job, "on": "train"})
+
+
+def test_committed_transformer_sweeps_give_every_arm_the_same_grid_and_the_notebook_uses_their_choice():
+    import json
+    from pathlib import Path
+
+    from dltoolbox import sweeps
+
+    root = Path(__file__).resolve().parents[1] / "chapters" / "04_attention"
+    table = json.loads((root / "transformer_sweep.json").read_text())
+    chosen = sweeps.chosen(table)
+    assert set(chosen) == set(transformer.ARMS) and table["metric"] == "valid_exact_match"
+    tried = {}
+    for row in table["rows"]:
+        tried.setdefault(row["arm"], set()).add((row["lr"], row["schedule"], row["seed"]))
+        assert row["steps"] == transformer.STEPS[row["arm"]]  # the same training time for every arm
+    assert all(t == tried["transformer"] for t in tried.values()) and len(tried["transformer"]) == 8
+    long = json.loads((root / "transformer_long.json").read_text())
+    assert long["config"]["from"].endswith("transformer_sweep.json")
+    assert sorted((row["arm"], row["seed"]) for row in long["rows"]) == \
+        sorted((arm, seed) for arm in transformer.ARMS[1:] for seed in transformer.LONG_SEEDS)
+    for row in long["rows"]:  # the long runs train the recipes the sweep chose, and keep every longer sentence
+        assert {"lr": row["lr"], "schedule": row["schedule"]} == chosen[row["arm"]]
+        assert row["steps"] == transformer.LONG_STEPS == row["curve"]["step"][-1]
+        hits, tokens = (list(map(int, row[k].split())) for k in ("longer_token_hits", "longer_tokens"))
+        assert len(row["longer_correct"]) == len(hits) == len(tokens) == 200 and set(row["longer_correct"]) <= {"0", "1"}
+        assert all(0 <= h <= n for h, n in zip(hits, tokens))
+        exact = [row["test_exact_match"][b] for b in ("31-35", "36-41")]  # 100 sentences each
+        assert abs(sum(exact) / 2 - row["longer_correct"].count("1") / 200) < 1e-3
+    source = (root / "self_attention.ipynb").read_text()
+    assert "CHOSEN = sweeps.chosen(SWEEP)" in source and "**CHOSEN[arm]" in source
+    edited = json.loads(json.dumps(table))
+    edited["chosen"]["transformer"]["lr"] = 123.0
+    with pytest.raises(ValueError):
+        sweeps.chosen(edited)

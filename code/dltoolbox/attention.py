@@ -235,6 +235,27 @@ def fit_exponent(lengths, values):
     return float((x * y).sum() / (x * x).sum())
 
 
+def quadratic_region(lengths, seconds, tolerance=1.5):
+    """The indices of the run of consecutive lengths, around the cheapest one, whose time per (query, key)
+    pair, seconds / T², stays within `tolerance` of that cheapest: where the cost is the T² pairs
+    themselves, not a fixed cost per call (short sequences) nor a memory hierarchy the T x T matrix has
+    outgrown (long ones). `lengths` must be increasing."""
+    if len(lengths) != len(seconds) or not lengths:
+        raise ValueError("need as many timings as lengths, and at least one")
+    if list(lengths) != sorted(set(lengths)):
+        raise ValueError(f"lengths must be increasing, got {list(lengths)}")
+    if tolerance < 1:
+        raise ValueError(f"tolerance must be >= 1, got {tolerance}")
+    per_pair = [s / T ** 2 for T, s in zip(lengths, seconds)]
+    best = min(range(len(per_pair)), key=per_pair.__getitem__)
+    low = high = best
+    while low > 0 and per_pair[low - 1] <= tolerance * per_pair[best]:
+        low -= 1
+    while high + 1 < len(per_pair) and per_pair[high + 1] <= tolerance * per_pair[best]:
+        high += 1
+    return list(range(low, high + 1))
+
+
 # --- Bahdanau's Figure 2, fairly: each arm's recipe chosen on validation, seeds in parallel processes ---
 
 DATA = dict(seed=0, n_train=20000, n_valid=200, n_test=500, min_len=3, max_len=30)

@@ -7,7 +7,8 @@
 
 `run` records in each notebook's metadata the machine its outputs come from. `spread` executes every
 notebook (copies, never the originals) once per CPU kernel setting, two at a time, and writes the range
-of each results-cell metric to chapters/kernel_spread.json, which the Results page shows. `benchmark`
+of each results-cell metric to chapters/kernel_spread.json, which the Results page shows (run on some
+notebooks, it refreshes their entries and keeps the others). `benchmark`
 executes each notebook (a copy) alone in a fresh process and kernel and writes its wall-clock time and
 peak memory to chapters/benchmark.json and to the table in the README (a benchmark on a quiet machine,
 not a timed test).
@@ -167,8 +168,22 @@ def spread(paths, settings, timeout=900, jobs=2, out=SPREAD_FILE, reuse=None):
             values = {s: by_setting[s][metric] for s in order if metric in by_setting[s]}
             metrics[metric] = {"min": min(values.values()), "max": max(values.values()), "values": values}
         table["notebooks"][name] = metrics
+    kept = _other_entries(out, table)
+    table["notebooks"] = dict(sorted({**kept, **table["notebooks"]}.items()))
     Path(out).write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return table
+
+
+def _other_entries(out, table):
+    """The entries of an existing spread file at `out` for notebooks this run did not execute, if that file
+    used the same kernel settings (so running one notebook refreshes its entry and keeps the others)."""
+    try:
+        previous = json.loads(Path(out).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(previous, dict) or previous.get("settings") != table["settings"]:
+        return {}
+    return {name: entry for name, entry in previous.get("notebooks", {}).items() if name not in table["notebooks"]}
 
 
 BENCHMARK_FILE = ROOT / "chapters" / "benchmark.json"

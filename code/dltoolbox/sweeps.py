@@ -27,6 +27,8 @@ SWEEPS = {
     "attention": ("dltoolbox.attention:sweep", "chapters/04_attention/sweep.json"),
     "seq2seq": ("dltoolbox.seq2seq:sweep", "chapters/03_seq2seq/sweep.json"),
     "seq2seq_capacity": ("dltoolbox.seq2seq:capacity", "chapters/03_seq2seq/capacity.json"),
+    "transformer": ("dltoolbox.transformer:sweep", "chapters/04_attention/transformer_sweep.json"),
+    "transformer_long": ("dltoolbox.transformer:sweep_long", "chapters/04_attention/transformer_long.json"),
 }
 
 

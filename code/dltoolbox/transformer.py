@@ -5,6 +5,7 @@ or as ALiBi (Press et al. 2022): no position code at all, and a penalty on each 
 grows with the distance between query and key, so that nothing depends on absolute positions.
 """
 import math
+import time
 
 import torch
 from torch import nn
@@ -99,11 +100,16 @@ class DecoderLayer(nn.Module):
         self.cross_attention = MultiHeadAttention(num_hiddens, num_heads)
         self.ffn = _ffn(num_hiddens, ffn_hiddens)
 
-    def forward(self, y, memory, self_mask, memory_mask, bias=None):
-        h = self.norms[0](y)
-        y = y + self.self_attention(h, h, h, self_mask, bias)
+    def forward(self, y, past, memory, self_mask, memory_mask, bias=None):
+        """y (B, T, C): the new positions; past (B, t, C): this layer's normalised inputs at the earlier ones.
+
+        Returns the new positions' outputs (B, T, C) and the normalised inputs of all t + T positions, the
+        keys and values of self-attention, kept so that the next step need not compute them again.
+        """
+        h = torch.cat([past, self.norms[0](y)], dim=1)  # (B, t + T, C)
+        y = y + self.self_attention(h[:, past.shape[1]:], h, h, self_mask, bias)
         y = y + self.cross_attention(self.norms[1](y), memory, memory, memory_mask)
-        return y + self.ffn(self.norms[2](y))  # (B, T, C)
+        return y + self.ffn(self.norms[2](y)), h  # (B, T, C), (B, t + T, C)
 
 
 class TransformerEncoder(nn.Module):
@@ -133,7 +139,9 @@ class TransformerEncoder(nn.Module):
 class TransformerDecoder(nn.Module):
     """Causal self-attention over the target prefix and attention over the source: the decoder interface.
 
-    The state is the prefix of target tokens read so far (B, t), so one-step decoding re-reads it.
+    The state is (the target tokens read so far (B, t), and per layer its normalised inputs at those
+    positions (B, t, C)): one-step decoding computes only the new position and attends to the kept ones
+    (a key-value cache), giving the same logits as re-reading the whole prefix.
     """
 
     def __init__(self, vocab_size, num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128, max_len=128,
@@ -148,31 +156,38 @@ class TransformerDecoder(nn.Module):
         self.output = nn.Linear(num_hiddens, vocab_size)
 
     def init_state(self, enc_outputs, enc_state, src_mask):
-        """An empty target prefix (B, 0)."""
-        return torch.zeros(enc_outputs.shape[0], 0, dtype=torch.long, device=enc_outputs.device)
+        """An empty target prefix (B, 0) and an empty cache (B, 0, C) per layer."""
+        B, device = enc_outputs.shape[0], enc_outputs.device
+        empty = torch.zeros(B, 0, self.num_hiddens, device=device, dtype=enc_outputs.dtype)
+        return torch.zeros(B, 0, dtype=torch.long, device=device), [empty] * len(self.layers)
 
     def select_state(self, state, index):
-        """Keep batch rows `index` of the prefix (B, t)."""
-        return state.index_select(0, index)
+        """Keep batch rows `index` of the prefix and of every layer's cache."""
+        tokens, cache = state
+        return tokens.index_select(0, index), [c.index_select(0, index) for c in cache]
 
     def forward(self, y_in, state, enc_outputs, src_mask):
-        """Logits (B, T, V) for the T new tokens y_in after the prefix `state`, and the longer prefix."""
-        tokens = torch.cat([state, y_in], dim=1)  # (B, t + T)
+        """Logits (B, T, V) for the T new tokens y_in after the prefix in `state`, and the longer state."""
+        prefix, cache = state
+        t, T = prefix.shape[1], y_in.shape[1]
         alibi = self.position == "alibi"
-        y = self.embedding(tokens) if alibi else embed(self.embedding, self.pe, tokens)  # (B, t + T, C)
-        bias = alibi_bias(self.num_heads, tokens.shape[1], tokens.device) if alibi else None
-        self_mask = causal_mask(tokens.shape[1], device=tokens.device)  # (t + T, t + T)
+        y = self.embedding(y_in) if alibi else embed(self.embedding, self.pe, y_in, start=t)  # (B, T, C)
+        bias = alibi_bias(self.num_heads, t + T, y_in.device)[:, t:] if alibi else None  # (nh, T, t + T)
+        self_mask = causal_mask(t + T, device=y_in.device)[t:]  # (T, t + T): new position i sees 0 .. t + i
         memory_mask = src_mask[:, None, None, :]  # (B, 1, 1, S)
-        for layer in self.layers:
-            y = layer(y, enc_outputs, self_mask, memory_mask, bias)
-        return self.output(self.norm(y[:, -y_in.shape[1]:])), tokens  # (B, T, V)
+        new_cache = []
+        for layer, past in zip(self.layers, cache):
+            y, h = layer(y, past, enc_outputs, self_mask, memory_mask, bias)
+            new_cache.append(h)
+        return self.output(self.norm(y)), (torch.cat([prefix, y_in], dim=1), new_cache)  # (B, T, V)
 
 
-def embed(embedding, pe, tokens):
-    """Token embeddings plus positions, both of unit scale: (B, T) ids -> (B, T, C)."""
-    if tokens.shape[1] > pe.shape[0]:
-        raise ValueError(f"sequence of length {tokens.shape[1]} is longer than max_len={pe.shape[0]}")
-    return embedding(tokens) + pe[: tokens.shape[1]]  # (B, T, C)
+def embed(embedding, pe, tokens, start=0):
+    """Token embeddings plus the position codes of positions start, start + 1, ...: (B, T) ids -> (B, T, C)."""
+    end = start + tokens.shape[1]
+    if end > pe.shape[0]:
+        raise ValueError(f"sequence of length {end} is longer than max_len={pe.shape[0]}")
+    return embedding(tokens) + pe[start:end]  # (B, T, C)
 
 
 def build_transformer(src_vocab, tgt_vocab, num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128,
@@ -189,3 +204,135 @@ def build_transformer(src_vocab, tgt_vocab, num_hiddens=64, num_heads=4, num_lay
         encoder = TransformerEncoder(len(src_vocab), num_hiddens, num_heads, num_layers, ffn_hiddens, max_len, position)
         decoder = TransformerDecoder(len(tgt_vocab), num_hiddens, num_heads, num_layers, ffn_hiddens, max_len, position)
     return Seq2Seq(encoder, decoder, src_vocab, tgt_vocab).to(device)
+
+
+# --- Vaswani et al. in miniature, fairly: each model's recipe chosen on validation, the same training time ---
+
+ARMS = ("LSTM + attention", "transformer", "transformer (ALiBi)")
+MODEL = dict(num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128)
+# The same training time for every arm on a 2-core CPU, two runs at a time: an LSTM-with-attention step
+# (batch 64) took 57 ms, a transformer step 46 ms, so 400 steps against 500.
+STEPS = {"LSTM + attention": 400, "transformer": 500, "transformer (ALiBi)": 500}
+BATCH_SIZE = 64
+SWEEP_GRID = {"lr": (1e-3, 3e-3, 1e-2, 3e-2), "schedule": ("constant", "warmup_linear")}
+SWEEP_SEEDS = (100,)  # apart from the notebook's seeds 0, 1, 2
+CHECKPOINT_EVERY = {"sweep": 100, "long": 250}  # steps between validation checkpoints (learning curves)
+LONG_STEPS = 3000  # the transformers' chosen recipes trained six times longer (python -m dltoolbox.sweeps transformer_long)
+LONG_SEEDS = (0, 1, 2)  # the notebook's seeds
+
+
+def build_arm(arm, seed=0, device="cpu"):
+    """A fresh model of one arm of the comparison (ARMS) of the chapter's size."""
+    from . import attention, translation
+
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; choose one of {ARMS}")
+    if arm == "LSTM + attention":
+        return attention.build("attention", seed=seed, device=device)
+    return build_transformer(translation.source_vocab(), translation.target_vocab(), seed=seed, device=device,
+                             position="alibi" if arm.endswith("(ALiBi)") else "sinusoidal", **MODEL)
+
+
+def run(job):
+    """Train one arm with one setting and seed on chapter 4's data; evaluate it on validation or test.
+
+    job: {"arm", "seed", "lr", "schedule", "on": "valid" | "test"}, optionally "steps" (default STEPS[arm])
+    and "checkpoint_every" (validation exact match every so many steps: the learning curve). "test" scores
+    the test pairs followed by the longer ones. Returns {"job", "history" (loss, lr), "train_seconds" (without
+    the checkpoints), "curve", "metrics" (seq2seq.evaluate, with hypotheses), "token_counts" (per pair:
+    teacher-forced hits, tokens), "state"}.
+    """
+    import os
+
+    from . import attention, seq2seq
+
+    os.environ.setdefault("DLTOOLBOX_NO_PROGRESS", "1")
+    torch.set_num_threads(1)
+    if job.get("on") not in ("valid", "test"):
+        raise ValueError(f"job['on'] must be 'valid' or 'test', got {job.get('on')!r}")
+    splits, longer = attention.translation_data()
+    model = build_arm(job["arm"], job["seed"])
+    every = job.get("checkpoint_every")
+    curve = {"step": [], "seconds": [], "valid_exact_match": [], "valid_exact_match_23_30": []}
+    clock = {"start": time.perf_counter(), "checkpoints": 0.0}
+
+    def checkpoint(step, m):
+        if every and step % every == 0:
+            now = time.perf_counter()
+            ev = seq2seq.evaluate(m, splits["valid"], buckets=attention.BUCKETS)
+            curve["step"].append(step)
+            curve["seconds"].append(round(now - clock["start"] - clock["checkpoints"], 2))
+            curve["valid_exact_match"].append(round(ev["exact_match"], 4))
+            curve["valid_exact_match_23_30"].append(round(ev["buckets"]["23-30"]["exact_match"], 4))
+            clock["checkpoints"] += time.perf_counter() - now
+
+    history = seq2seq.train(model, splits["train"], num_steps=job.get("steps", STEPS[job["arm"]]),
+                            batch_size=BATCH_SIZE, lr=job["lr"], seed=job["seed"], schedule=job["schedule"],
+                            callback=checkpoint)
+    train_seconds = time.perf_counter() - clock["start"] - clock["checkpoints"]
+    pairs = splits["valid"] if job["on"] == "valid" else splits["test"] + longer
+    return {"job": job, "history": {k: history[k] for k in ("loss", "lr")}, "train_seconds": train_seconds,
+            "curve": curve, "metrics": seq2seq.evaluate(model, pairs, buckets=attention.BUCKETS),
+            "token_counts": seq2seq.token_correct(model, pairs),
+            "state": {name: t.clone() for name, t in model.state_dict().items()}}
+
+
+def _row(job, result):
+    m = result["metrics"]
+    return {"arm": job["arm"], "lr": job["lr"], "schedule": job["schedule"], "seed": job["seed"],
+            "steps": job.get("steps", STEPS[job["arm"]]), "valid_exact_match": round(m["exact_match"], 4),
+            "valid_exact_match_23_30": round(m["buckets"]["23-30"]["exact_match"], 4),
+            "valid_bleu": round(m["bleu"], 2), "train_seconds": round(result["train_seconds"], 1),
+            "curve": result["curve"]}
+
+
+def sweep(processes=2):
+    """Each arm's peak learning rate and schedule, chosen on the 200 validation pairs by exact match
+    (python -m dltoolbox.sweeps transformer): the same grid, seeds and training time for every arm, with
+    a validation learning curve per run."""
+    from itertools import product
+
+    from .compare import run_parallel
+
+    settings = [dict(zip(SWEEP_GRID, values)) for values in product(*SWEEP_GRID.values())]
+    jobs = [{"arm": arm, "seed": seed, "on": "valid", "checkpoint_every": CHECKPOINT_EVERY["sweep"], **s}
+            for arm in ARMS for s in settings for seed in SWEEP_SEEDS]
+    rows = [_row(job, result) for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="settings"))]
+    return {"rows": rows, "settings": list(SWEEP_GRID), "metric": "valid_exact_match", "goal": "max", "arm": "arm",
+            "config": {**MODEL, "steps": STEPS, "batch_size": BATCH_SIZE, "seeds": list(SWEEP_SEEDS),
+                       "source": "as written"}}
+
+
+def sweep_long(processes=2, table="chapters/04_attention/transformer_sweep.json"):
+    """The transformers' chosen recipes given LONG_STEPS steps instead of STEPS, on the notebook's seeds, with
+    validation checkpoints; then scored on the test pairs and the longer ones (python -m dltoolbox.sweeps
+    transformer_long): how much training they need, and how each extrapolates once it has learned the task.
+
+    Each row keeps, for the sentences longer than any in training, which were translated exactly
+    ("longer_correct", a string of 0s and 1s) and the teacher-forced hits and tokens of each (space-separated),
+    so that the notebook can compare the two position schemes sentence by sentence.
+    """
+    from . import attention, sweeps
+    from .compare import run_parallel
+
+    chosen = sweeps.chosen(table)
+    jobs = [{"arm": arm, "seed": seed, "on": "test", "steps": LONG_STEPS,
+             "checkpoint_every": CHECKPOINT_EVERY["long"], **chosen[arm]} for arm in ARMS[1:] for seed in LONG_SEEDS]
+    splits, longer = attention.translation_data()
+    first_longer = len(splits["test"])  # the test pairs come first, then the longer ones
+    rows = []
+    for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="long runs")):
+        m, counts = result["metrics"], result["token_counts"][first_longer:]
+        refs = [list(t) for _, t in longer]
+        rows.append({"arm": job["arm"], "lr": job["lr"], "schedule": job["schedule"], "seed": job["seed"],
+                     "steps": job["steps"], "valid_exact_match": result["curve"]["valid_exact_match"][-1],
+                     "valid_exact_match_23_30": result["curve"]["valid_exact_match_23_30"][-1],
+                     "train_seconds": round(result["train_seconds"], 1), "curve": result["curve"],
+                     "test_exact_match": {b: round(v["exact_match"], 4) for b, v in m["buckets"].items()},
+                     "test_bleu": {b: round(v["bleu"], 2) for b, v in m["buckets"].items()},
+                     "longer_correct": "".join(str(int(h == r)) for h, r in zip(m["hypotheses"][first_longer:], refs)),
+                     "longer_token_hits": " ".join(str(hits) for hits, _ in counts),
+                     "longer_tokens": " ".join(str(n) for _, n in counts)})
+    return {"rows": rows, "settings": list(SWEEP_GRID), "metric": "valid_exact_match", "goal": "max", "arm": "arm",
+            "config": {**MODEL, "steps": LONG_STEPS, "batch_size": BATCH_SIZE, "seeds": list(LONG_SEEDS),
+                       "from": table}}
