@@ -19,6 +19,11 @@ def test_benchmark_times_and_measures_a_notebook_without_touching_it(tmp_path):
     assert 0 < row["seconds"] < 120
     assert json.loads(out.read_text()) == table and path.read_bytes() == before
     assert "| alloc.ipynb |" in notebooks.benchmark_markdown(table)
+    # benchmarking another notebook on the same machine keeps the first one's row
+    other = tmp_path / "small.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("print(1)")]), other)
+    table = notebooks.benchmark([other], timeout=120, out=out)
+    assert list(table["notebooks"]) == ["alloc.ipynb", "small.ipynb"] and table["notebooks"]["alloc.ipynb"] == row
 
 
 def test_a_failing_notebook_is_an_error(tmp_path):

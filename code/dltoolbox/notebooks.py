@@ -194,7 +194,8 @@ def benchmark(paths, timeout=900, out=BENCHMARK_FILE):
 
     Peak memory is the largest resident set of any one process of the run (the kernel, or a worker it
     started), as the operating system reports it for the finished process tree (getrusage's ru_maxrss).
-    Writes {"machine": ..., "notebooks": {name: {"seconds", "peak_MiB"}}} to `out` and returns it.
+    Writes {"machine": ..., "notebooks": {name: {"seconds", "peak_MiB"}}} to `out` and returns it; run on some
+    notebooks, it keeps the others' figures if `out` holds a benchmark of the same kind of machine.
     """
     table = {"machine": {**{k: v for k, v in machine().items() if k not in ("kernels", "threads")},
                          "cores": os.cpu_count()}, "notebooks": {}}
@@ -212,6 +213,12 @@ def benchmark(paths, timeout=900, out=BENCHMARK_FILE):
             kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024  # macOS: bytes
             table["notebooks"][_name(path)] = {"seconds": round(seconds, 1), "peak_MiB": round(kib / 1024, 1)}
             print(f"  {_name(path)}: {seconds:.0f} s, {kib / 1024:.0f} MiB", flush=True)
+    try:  # the other notebooks' figures stay, if they were measured on the same kind of machine
+        previous = json.loads(Path(out).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = {}
+    if isinstance(previous, dict) and previous.get("machine") == table["machine"]:
+        table["notebooks"] = dict(sorted({**previous.get("notebooks", {}), **table["notebooks"]}.items()))
     Path(out).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
     return table
 
