@@ -171,14 +171,22 @@ def test_committed_transformer_sweeps_give_every_arm_the_same_grid_and_the_noteb
     for row in long["rows"]:  # the long runs train the recipes the sweep chose, and keep every longer sentence
         assert {"lr": row["lr"], "schedule": row["schedule"]} == chosen[row["arm"]]
         assert row["steps"] == transformer.LONG_STEPS == row["curve"]["step"][-1]
-        hits, tokens = (list(map(int, row[k].split())) for k in ("longer_token_hits", "longer_tokens"))
-        assert len(row["longer_correct"]) == len(hits) == len(tokens) == 200 and set(row["longer_correct"]) <= {"0", "1"}
-        assert all(0 <= h <= n for h, n in zip(hits, tokens))
-        exact = [row["test_exact_match"][b] for b in ("31-35", "36-41")]  # 100 sentences each
-        assert abs(sum(exact) / 2 - row["longer_correct"].count("1") / 200) < 1e-3
+        exact, accuracy = transformer.longer_per_sentence(row)
+        assert len(exact) == len(accuracy) == 200 and ((0 <= accuracy) & (accuracy <= 1)).all()
+        by_bucket = [row["test_exact_match"][b] for b in ("31-35", "36-41")]  # 100 sentences each
+        assert abs(sum(by_bucket) / 2 - exact.mean()) < 1e-3
     source = (root / "self_attention.ipynb").read_text()
     assert "CHOSEN = sweeps.chosen(SWEEP)" in source and "**CHOSEN[arm]" in source
     edited = json.loads(json.dumps(table))
     edited["chosen"]["transformer"]["lr"] = 123.0
     with pytest.raises(ValueError):
         sweeps.chosen(edited)
+
+
+def test_longer_per_sentence_reads_a_row_and_refuses_a_malformed_one():
+    row = {"longer_correct": "101", "longer_token_hits": "4 2 5", "longer_tokens": "4 5 5"}
+    exact, accuracy = transformer.longer_per_sentence(row)
+    assert exact.tolist() == [1.0, 0.0, 1.0] and accuracy.tolist() == [1.0, 0.4, 1.0]
+    for bad in ({"longer_correct": "10"}, {"longer_correct": "1x1"}, {"longer_token_hits": "4 6 5"}):
+        with pytest.raises(ValueError, match="malformed"):
+            transformer.longer_per_sentence({**row, **bad})

@@ -168,22 +168,20 @@ def spread(paths, settings, timeout=900, jobs=2, out=SPREAD_FILE, reuse=None):
             values = {s: by_setting[s][metric] for s in order if metric in by_setting[s]}
             metrics[metric] = {"min": min(values.values()), "max": max(values.values()), "values": values}
         table["notebooks"][name] = metrics
-    kept = _other_entries(out, table)
-    table["notebooks"] = dict(sorted({**kept, **table["notebooks"]}.items()))
+    _keep_other_notebooks(out, table, "settings")
     Path(out).write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return table
 
 
-def _other_entries(out, table):
-    """The entries of an existing spread file at `out` for notebooks this run did not execute, if that file
-    used the same kernel settings (so running one notebook refreshes its entry and keeps the others)."""
+def _keep_other_notebooks(out, table, same):
+    """Add to `table` the entries of the file at `out` for notebooks this run did not execute, if that file
+    agrees with `table` on `same` ("settings", "machine"): running one notebook refreshes its entry only."""
     try:
         previous = json.loads(Path(out).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    if not isinstance(previous, dict) or previous.get("settings") != table["settings"]:
-        return {}
-    return {name: entry for name, entry in previous.get("notebooks", {}).items() if name not in table["notebooks"]}
+        return
+    if isinstance(previous, dict) and previous.get(same) == table[same]:
+        table["notebooks"] = dict(sorted({**previous.get("notebooks", {}), **table["notebooks"]}.items()))
 
 
 BENCHMARK_FILE = ROOT / "chapters" / "benchmark.json"
@@ -213,12 +211,7 @@ def benchmark(paths, timeout=900, out=BENCHMARK_FILE):
             kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024  # macOS: bytes
             table["notebooks"][_name(path)] = {"seconds": round(seconds, 1), "peak_MiB": round(kib / 1024, 1)}
             print(f"  {_name(path)}: {seconds:.0f} s, {kib / 1024:.0f} MiB", flush=True)
-    try:  # the other notebooks' figures stay, if they were measured on the same kind of machine
-        previous = json.loads(Path(out).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        previous = {}
-    if isinstance(previous, dict) and previous.get("machine") == table["machine"]:
-        table["notebooks"] = dict(sorted({**previous.get("notebooks", {}), **table["notebooks"]}.items()))
+    _keep_other_notebooks(out, table, "machine")
     Path(out).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
     return table
 
