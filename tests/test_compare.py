@@ -77,10 +77,10 @@ def test_best_settings_per_arm_by_mean_over_seeds():
 
 def test_chosen_refuses_an_edited_table(tmp_path):
     table = sweeps.finish({"rows": ROWS, "settings": ["lr"], "metric": "loss", "goal": "min", "arm": "arm"})
-    assert sweeps.chosen(table) == {"a": {"lr": 0.3}, "b": {"lr": 0.1}}
+    assert sweeps.chosen(table, allow_edge=True) == {"a": {"lr": 0.3}, "b": {"lr": 0.1}}
     path = tmp_path / "t.json"
     path.write_text(json.dumps(table))
-    assert sweeps.chosen(path) == table["chosen"]
+    assert sweeps.chosen(path, allow_edge=True) == table["chosen"]
     edited = {**table, "chosen": {"a": {"lr": 0.1}, "b": {"lr": 0.1}}}
     with pytest.raises(ValueError, match="not its rows' best"):
         sweeps.chosen(edited)
@@ -98,3 +98,46 @@ def test_every_registered_sweep_names_a_function_that_exists():
         module, function = target.split(":")
         assert callable(getattr(importlib.import_module(module), function, None)), name
         assert out.startswith("chapters/") and out.endswith(".json"), name
+
+
+def test_seed_difference_is_a_t_interval_over_per_seed_differences():
+    a = np.array([[1, 1, 0, 1], [1, 0, 0, 1], [1, 1, 1, 1], [0, 1, 0, 1]], dtype=float)
+    b = np.array([[1, 0, 0, 1], [0, 0, 0, 1], [1, 1, 0, 1], [0, 0, 0, 1]], dtype=float)
+    out = compare.seed_difference(a, b)
+    per_seed = (a - b).mean(axis=1)
+    mean, half = compare.mean_interval(per_seed)
+    assert out["per_seed"] == pytest.approx(per_seed.tolist()) and out["seeds"] == 4
+    assert (out["difference"], out["low"], out["high"]) == pytest.approx((mean, mean - half, mean + half))
+    assert compare.seed_difference(a.mean(1), b.mean(1))["low"] == pytest.approx(out["low"])
+    with pytest.raises(ValueError):
+        compare.seed_difference(a, b[:3])
+    with pytest.raises(ValueError):
+        compare.seed_difference(a[:1], b[:1])  # one seed has no interval
+
+
+def _coverage(interval, simulations=300, seeds=4, items=200, true_gap=0.05, seed_sd=0.03, item_sd=0.3):
+    """How often `interval(a, b) -> (low, high)` covers the true expected difference, when each training
+    seed shifts the difference by its own amount (sd `seed_sd`) and items add noise (sd `item_sd`)."""
+    rng = np.random.default_rng(12345)
+    hits = 0
+    for _ in range(simulations):
+        b = rng.normal(size=(seeds, items))
+        a = b + true_gap + rng.normal(scale=seed_sd, size=(seeds, 1)) + rng.normal(scale=item_sd, size=(seeds, items))
+        low, high = interval(a, b)
+        hits += low <= true_gap <= high
+    return hits / simulations
+
+
+def test_seed_interval_covers_the_true_difference_and_the_item_bootstrap_does_not():
+    def by_seeds(a, b):
+        out = compare.seed_difference(a, b)
+        return out["low"], out["high"]
+
+    def by_items(a, b):
+        out = compare.paired_bootstrap(a, b, resamples=200)
+        return out["low"], out["high"]
+
+    assert 0.92 <= _coverage(by_seeds) <= 0.98  # a 95% interval, over seeds
+    assert _coverage(by_items) < 0.8  # items only: far too narrow once seeds differ
+    # With no seed-to-seed spread the item bootstrap is right, so the test above measures the seeds' effect.
+    assert _coverage(by_items, seed_sd=0.0) > 0.9

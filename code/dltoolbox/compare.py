@@ -1,9 +1,11 @@
 """Comparing models fairly: intervals over seeds, paired differences, and runs in parallel processes.
 
 The course's rule for every comparison (README, "Comparing models fairly"): each arm gets the same tuning
-effort on validation data; every headline number has at least 3 seeds with a 95% interval; a difference
-between two arms is measured *paired* — the same test items and the same seeds — and the prose claims no
-more than its interval.
+effort on validation data; every headline number has at least 4 seeds; a difference between two arms is
+measured *paired* — the same test items and the same seeds — and its headline interval is over seeds
+(:func:`seed_difference`), so it includes training randomness: another seed could give another sign, and
+only the seeds show how likely that is. :func:`paired_bootstrap` over test items, with the trained models
+held fixed, measures test-set noise only; it is never the headline.
 """
 import math
 import multiprocessing
@@ -34,8 +36,27 @@ def paired_seed_interval(a, b, confidence=0.95):
     return mean_interval(a - b, confidence)
 
 
+def seed_difference(a, b, confidence=0.95):
+    """The headline interval of a difference: paired t-interval over seeds of score(a) − score(b).
+
+    `a`, `b`: each seed's score, shape (seeds,), or per-item scores of each seed, shape (seeds, items)
+    (a seed's score is then its mean over the same items for both arms). Seed i of `a` is paired with
+    seed i of `b`. Returns {"difference", "low", "high", "seeds", "per_seed"}.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim not in (1, 2):
+        raise ValueError(f"need scores of the same shape, (seeds,) or (seeds, items); got {a.shape}, {b.shape}")
+    per_seed = (a - b) if a.ndim == 1 else (a - b).mean(axis=1)
+    mean, half = mean_interval(per_seed, confidence)
+    return {"difference": mean, "low": mean - half, "high": mean + half, "seeds": len(per_seed),
+            "per_seed": [float(d) for d in per_seed]}
+
+
 def paired_bootstrap(a, b, resamples=2000, confidence=0.95, seed=0, statistic=np.mean):
     """Paired bootstrap of statistic(a) − statistic(b) over test items scored by both arms.
+
+    Test-set noise with the trained models held fixed: it says nothing about another training seed, so
+    it is a secondary interval; the headline interval is :func:`seed_difference`.
 
     `a`, `b`: per-item scores (e.g. 0/1 correct, bits), shape (items,) or (seeds, items); with seeds the
     same item columns are resampled for every seed, and the statistic is taken over all of them.

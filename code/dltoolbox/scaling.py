@@ -19,7 +19,7 @@ import torch.nn as nn
 from scipy import optimize
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import frozen, ngram
+from . import frozen, ngram, sweeps
 from .compare import mean_interval  # noqa: F401  (sc.mean_interval in the notebook)
 from .progress import progress
 
@@ -369,15 +369,22 @@ def sweep_learning_rates(widths=FAMILY_WIDTHS, lrs=SWEEP_LRS, seeds=(100, 101), 
     return {"rows": rows, "chosen": {str(w): lr for w, lr in _best_rates(rows).items()}, "config": settings}
 
 
-def chosen_learning_rates(table):
+def sweep_table(table):
+    """The learning-rate table in dltoolbox.sweeps' form (one arm per width), for its edge check."""
+    return {"rows": table["rows"], "settings": ["lr"], "metric": "valid_loss", "goal": "min", "arm": "width"}
+
+
+def chosen_learning_rates(table, allow_edge=False):
     """{width: lr} as the sweep chose them (lowest mean validation loss per width), re-derived from the rows.
 
-    Raises ValueError if the table's "chosen" entries disagree with its own rows (an edited table).
+    Raises ValueError if the table's "chosen" entries disagree with its own rows (an edited table), or if a
+    width's rate is the smallest or largest tried (see dltoolbox.sweeps.chosen; allow_edge accepts it).
     """
     chosen = _best_rates(table["rows"])
     stated = {int(w): lr for w, lr in table["chosen"].items()}
     if stated != chosen:
         raise ValueError(f"the table's chosen rates {stated} are not its rows' best {chosen}")
+    sweeps.refuse_edges(sweep_table(table), allow_edge or sweeps.pending(table))
     return chosen
 
 

@@ -1,71 +1,22 @@
 """Results at a glance: one row per chapter claim, built from the notebooks at build time.
 
-Each row puts side by side what a paper found (with its citation and figure), what the course measured
-(numbers from the notebook's `results` cell), whether the effect appeared here, and the notebook's
-runtime. Whether it appeared is not typed: the claim names the assertions of the notebook's claims cell
-(the cell after `results`) that would establish it, by their messages, and the stored run decides —
-**yes** when the claims cell holds every one of them and ran to its end, **partly** when it holds some,
-**no** when none (the notebook asserts only what its numbers support, so a missing effect has no
-assertion). The claims and the papers' figures live in a small data file, `chapters/claims.yml`.
+Each row puts side by side what a paper found (with its citation and figure), the claim as a predicate
+over the notebook's results, what the course measured, the verdict and the notebook's runtime. The
+verdict is computed by :mod:`dltoolbox.book.verdicts` from the stored run and the runs under every CPU
+kernel setting (chapters/kernel_spread.json): reproduced, not reproduced or inconclusive. Nobody writes it.
+The claims and the papers' figures live in a small data file, `chapters/claims.yml`.
 """
-import ast
 import json
+import math
 from pathlib import Path
 
-import yaml
 from docutils import nodes
 
 from .. import results
+from . import verdicts
 
-CLAIMS_FILE = Path("chapters") / "claims.yml"
+CLAIMS_FILE = verdicts.CLAIMS_FILE
 BENCHMARK_FILE = Path("chapters") / "benchmark.json"
-FIELDS = {"notebook", "cite", "figure", "paper", "measured", "assertions"}
-
-
-def load_claims(root):
-    """The claims of `root`/chapters/claims.yml, checked: a list of dicts with the fields above."""
-    path = Path(root) / CLAIMS_FILE
-    claims = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(claims, list) or not claims:
-        raise ValueError(f"{path}: expected a non-empty list of claims")
-    for i, claim in enumerate(claims):
-        if not isinstance(claim, dict) or set(claim) != FIELDS:
-            raise ValueError(f"{path}: claim {i + 1} must have exactly the fields {sorted(FIELDS)}, "
-                             f"got {sorted(claim) if isinstance(claim, dict) else claim!r}")
-        if not isinstance(claim["assertions"], list) or not claim["assertions"] \
-                or not all(isinstance(a, str) and a for a in claim["assertions"]):
-            raise ValueError(f"{path}: claim {i + 1} ({claim['paper'][:40]}…) needs a list of assertion messages")
-    return claims
-
-
-def claims_cell(notebook):
-    """The code cell after a notebook's `results` cell (its claims), as a dict."""
-    cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
-    tagged = [i for i, c in enumerate(cells) if results.RESULTS_TAG in c["metadata"].get("tags", [])]
-    if len(tagged) != 1 or tagged[0] + 1 >= len(cells):
-        raise ValueError("expected one cell tagged 'results' followed by the claims cell")
-    return cells[tagged[0] + 1]
-
-
-def assertion_messages(cell):
-    """The messages of the claims cell's `assert test, "message"` statements (constant strings only)."""
-    tree = ast.parse("".join(cell["source"]))
-    return {node.msg.value for node in ast.walk(tree)
-            if isinstance(node, ast.Assert) and isinstance(node.msg, ast.Constant) and isinstance(node.msg.value, str)}
-
-
-def held(cell):
-    """Whether the stored claims cell ran to its end: executed, and no error stored."""
-    outputs = cell.get("outputs", [])
-    return isinstance(cell.get("execution_count"), int) and not any(o.get("output_type") == "error" for o in outputs)
-
-
-def verdict(claim, messages, ran):
-    """'yes' / 'partly' / 'no': how many of the claim's assertions the (stored, passing) claims cell holds."""
-    if not ran:
-        return "no"
-    found = sum(message in messages for message in claim["assertions"])
-    return "yes" if found == len(claim["assertions"]) else "partly" if found else "no"
 
 
 def runtimes(root):
@@ -77,35 +28,46 @@ def runtimes(root):
 
 
 def rows(root):
-    """One dict per claim: the claim's fields plus `verdict`, `measured` (filled in) and `seconds`."""
+    """One dict per claim: the judged claim (verdicts.judge) plus `measured` (filled in) and `seconds`."""
     root = Path(root)
     times, out = runtimes(root), []
-    for claim in load_claims(root):
-        path = root / claim["notebook"]
-        if not path.exists():
-            raise ValueError(f"{CLAIMS_FILE}: no notebook {claim['notebook']}")
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-        metrics = results.read_results(path)
+    for row in verdicts.judge(root):
+        metrics = results.read_results(root / row["notebook"])
         try:
-            measured = claim["measured"].format(**metrics)
+            measured = row["measured"].format(**metrics)
         except (KeyError, ValueError, IndexError) as error:
-            raise ValueError(f"{CLAIMS_FILE}: {claim['notebook']}: cannot fill in {claim['measured']!r} from its "
+            raise ValueError(f"{CLAIMS_FILE}: {row['notebook']}: cannot fill in {row['measured']!r} from its "
                              f"results ({type(error).__name__}: {error})") from error
-        cell = claims_cell(notebook)
-        out.append({**claim, "measured": measured, "seconds": times.get(claim["notebook"]),
-                    "verdict": verdict(claim, assertion_messages(cell), held(cell))})
+        out.append({**row, "measured": measured, "seconds": times.get(row["notebook"])})
     return out
+
+
+def interval_text(row):
+    """The stored run's value and interval, and on which side each run (stored, each kernel setting) lies."""
+    spec = row.get("format", "+.3f")
+    value, low, high, _ = row["runs"]["stored"]
+    shown = f"{value:{spec}}" if row["interval"] == "none" else \
+        f"{value:{spec}} [{'−∞' if math.isinf(low) else format(low, spec)}, " \
+        f"{'+∞' if math.isinf(high) else format(high, spec)}]"
+    by_side = {}
+    for name, (*_, s) in row["runs"].items():
+        by_side.setdefault(s, []).append("stored run" if name == "stored" else name)
+    kind = {"seeds": "95%, over seeds", "items": "95%, over test items", "none": "no interval"}[row["interval"]]
+    sides = "; ".join(f"{', '.join(names)}: {s}" for s, names in by_side.items())
+    return f"{shown} ({kind}); {sides}".replace("-", "−")
 
 
 def markdown(rows_):
     """The rows as a MyST Markdown table (citations and notebook links resolved by Sphinx)."""
-    lines = ["| notebook | the paper found | here, measured | appeared? | runtime |", "|---|---|---|---|---|"]
+    lines = ["| the paper found | the claim, tested here | measured | verdict | runtime |", "|---|---|---|---|---|"]
     for row in rows_:
         doc = "/" + str(Path(row["notebook"]).with_suffix("")).replace("\\", "/")
         seconds = f"{row['seconds']:.0f} s" if row["seconds"] is not None else "not measured"
-        cells = [f"{{doc}}`{Path(row['notebook']).stem} <{doc}>`",
-                 f"{row['paper']} ({{cite:t}}`{row['cite']}`, {row['figure']})",
-                 row["measured"], f"**{row['verdict']}**", seconds]
+        caveats = "".join(f" *({c})*" for c in row["caveats"])
+        cells = [f"{row['paper']} ({{cite:t}}`{row['cite']}`, {row['figure']})",
+                 f"{row['claim']}: `{row['metric']}`, {verdicts.predicate_text(row)} "
+                 f"({{doc}}`{Path(row['notebook']).stem} <{doc}>`)",
+                 f"{row['measured']}; {interval_text(row)}{caveats}", f"**{row['verdict']}**", seconds]
         lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     return "\n".join(lines)
 
