@@ -141,3 +141,12 @@ def test_seed_interval_covers_the_true_difference_and_the_item_bootstrap_does_no
     assert _coverage(by_items) < 0.8  # items only: far too narrow once seeds differ
     # With no seed-to-seed spread the item bootstrap is right, so the test above measures the seeds' effect.
     assert _coverage(by_items, seed_sd=0.0) > 0.9
+
+
+def test_budget_states_steps_seconds_and_flops():
+    table = compare.budget({"plain": {"steps": 400, "seconds": [20.0, 22.0], "parameters": 1000, "tokens": 50},
+                            "attention": {"steps": 1200, "seconds": [63.0], "parameters": 2000, "tokens": 150}})
+    assert "| plain | 400 | 21.0 | 1,000 | 3.00e+05 |" in table.markdown
+    assert "| attention | 1,200 | 63.0 | 2,000 | 1.80e+06 |" in table.markdown
+    with pytest.raises(ValueError, match="lacks"):
+        compare.budget({"a": {"steps": 1}})

@@ -47,6 +47,9 @@ def test_interval_kinds_and_bounds():
     assert verdicts.interval(difference, {"gain": 0.5, "base": 0.2}) == pytest.approx((0.3, 0.3, 0.3))
     with pytest.raises(ValueError, match="no 'gain_high'"):
         verdicts.interval(CLAIM, {"gain": 0.05, "gain_low": 0.01})
+    stale = {"stored": run(0.05, 0.01, 0.09), "default": {"seeds": 4, "gain": 0.05}}  # a run older than the claim
+    assert verdicts.verdict(CLAIM, stale)[0] == "inconclusive"
+    assert verdicts.verdict(CLAIM, stale)[1]["default"][3] == "not measured"
     with pytest.raises(ValueError, match="without intervals only"):
         verdicts.interval({**CLAIM, "minus": "base"}, {"gain": 0.5, "base": 0.2, "gain_low": 0, "gain_high": 1})
 

@@ -108,3 +108,26 @@ def run_parallel(function, jobs, processes=2, desc="runs"):
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=context) as pool:
         return list(progress(pool.map(function, jobs), total=len(jobs), desc=desc))
+
+
+def budget(arms):
+    """Each arm's training budget stated three ways, as a table: steps, measured seconds, FLOPs ≈ 6·N·D.
+
+    `arms`: {name: {"steps": optimiser steps, "seconds": [training seconds of each run], "parameters": N,
+    "tokens": D, the training tokens one run processed}}. A comparison holds one of the three equal and says
+    which; the table shows all three, so a reader can see what the other two did.
+    """
+    if not arms:
+        raise ValueError("need at least one arm")
+    lines = ["| arm | steps | seconds per run (mean, this CPU) | parameters | FLOPs per run ≈ 6·N·D |",
+             "|---|---|---|---|---|"]
+    for name, arm in arms.items():
+        missing = {"steps", "seconds", "parameters", "tokens"} - set(arm)
+        if missing:
+            raise ValueError(f"arm {name!r} lacks {sorted(missing)}")
+        seconds = float(np.mean(arm["seconds"]))
+        lines.append(f"| {name} | {arm['steps']:,} | {seconds:.1f} | {arm['parameters']:,} | "
+                     f"{6 * arm['parameters'] * arm['tokens']:.2e} |")
+    from .results import Table
+
+    return Table("\n".join(lines))

@@ -18,7 +18,8 @@ The verdict is never written by hand. For the stored run and for every CPU kerne
 chapters/kernel_spread.json, the interval lies on the paper's side (**reproduced**), wholly on the other
 side (**not reproduced**), or across the line (**inconclusive**); the claim is reproduced only when every
 run says so, not reproduced only when every run says so, and inconclusive otherwise. A notebook's claims
-cell calls :func:`assert_reproduced`, so a change that loses a reproduced effect fails its tests.
+cell calls :func:`assert_reproduced`, so a change that loses a reproduced effect fails its tests. A run
+older than its claim (without the claim's metrics) is "not measured", and the claim inconclusive.
 """
 import json
 import math
@@ -36,6 +37,7 @@ SIDES = ("above", "below", "between")
 INTERVALS = ("seeds", "items", "none")
 MIN_SEEDS = 4
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+NOT_MEASURED = "not measured"
 ROOT = Path(__file__).resolve().parents[3]  # the repository, when the package is used from a checkout
 
 
@@ -110,10 +112,15 @@ def verdict(claim, runs):
         raise ValueError(f"claim {claim['claim']!r}: no runs to judge")
     each = {}
     for name, metrics in runs.items():
-        value, low, high = interval(claim, metrics)
+        try:
+            value, low, high = interval(claim, metrics)
+        except ValueError:  # a run older than the claim: its verdict waits for a new run
+            each[name] = (math.nan, math.nan, math.nan, NOT_MEASURED)
+            continue
         each[name] = (value, low, high, side(claim, low, high))
     sides = {s for *_, s in each.values()}
-    return (sides.pop() if len(sides) == 1 and sides != {INCONCLUSIVE} else INCONCLUSIVE), each
+    decided = sides.pop() if len(sides) == 1 else INCONCLUSIVE
+    return (decided if decided in (REPRODUCED, NOT_REPRODUCED) else INCONCLUSIVE), each
 
 
 def caveats(claim, metrics):
@@ -126,36 +133,36 @@ def caveats(claim, metrics):
     return out
 
 
-def runs(root, notebook):
+def runs(root, notebook, include_stored=True):
     """{"stored": the stored results, setting: that kernel setting's results} for one notebook."""
     root = Path(root)
-    stored = results.read_results(root / notebook)
     spread_path = root / SPREAD_FILE
     spread = json.loads(spread_path.read_text(encoding="utf-8")) if spread_path.exists() else {}
     ranges = spread.get("notebooks", {}).get(notebook)
     if not ranges:
         raise ValueError(f"{SPREAD_FILE} has no runs of {notebook}: run "
                          f"`python -m dltoolbox.notebooks spread {notebook}`")
-    out = {"stored": stored}
+    out = {"stored": results.read_results(root / notebook)} if include_stored else {}
     for setting in spread["settings"]:
         out[setting] = {key: entry["values"][setting] for key, entry in ranges.items()
                         if setting in entry.get("values", {})}
     return out
 
 
-def judge(root=ROOT):
-    """One dict per claim: the claim, `verdict`, `runs` (each run's value, low, high and side), `caveats`."""
+def judge(root=ROOT, include_stored=True):
+    """One dict per claim: the claim, `verdict`, `runs` (each run's value, low, high and side), `caveats`.
+
+    A run that lacks the claim's metrics (older than the claim) is "not measured", so the verdict is
+    inconclusive until the kernel spread and the stored run are refreshed.
+    """
     out, cache = [], {}
     for claim in load(root):
         notebook = claim["notebook"]
         if notebook not in cache:
-            cache[notebook] = runs(root, notebook)
-        try:
-            decided, each = verdict(claim, cache[notebook])
-        except ValueError as error:
-            raise ValueError(f"{CLAIMS_FILE}: {notebook}: {error}; refresh the kernel spread "
-                             f"(python -m dltoolbox.notebooks spread {notebook})") from error
-        out.append({**claim, "verdict": decided, "runs": each, "caveats": caveats(claim, cache[notebook]["stored"])})
+            cache[notebook] = runs(root, notebook, include_stored)
+        decided, each = verdict(claim, cache[notebook])
+        first = next(iter(cache[notebook].values()))
+        out.append({**claim, "verdict": decided, "runs": each, "caveats": caveats(claim, first)})
     return out
 
 
@@ -164,7 +171,8 @@ def assert_reproduced(measured, notebook, root=ROOT):
     if not (Path(root) / CLAIMS_FILE).exists():
         print("(the course's claims file is not in this copy: claims not checked)")
         return
-    for row in judge(root):
+    # judged on the kernel spread's runs alone: this run is about to become the stored one
+    for row in judge(root, include_stored=False):
         if row["notebook"] != notebook or row["verdict"] != REPRODUCED:
             continue
         value, low, high = interval(row, measured)
