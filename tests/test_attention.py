@@ -240,3 +240,11 @@ def test_quadratic_region_keeps_the_lengths_whose_cost_per_pair_is_flat():
         attention.quadratic_region([1, 2], [1.0])
     with pytest.raises(ValueError, match="tolerance"):
         attention.quadratic_region([1], [1.0], tolerance=0.5)
+
+
+def test_a_job_may_name_its_steps_and_its_history_counts_tokens():
+    out = attention.run({"arm": "no attention", "seed": 0, "reverse_source": True, "lr": 1e-2,
+                         "schedule": "constant", "on": "valid", "steps": 3})
+    assert len(out["history"]["loss"]) == len(out["history"]["tokens"]) == 3
+    assert all(t > 0 for t in out["history"]["tokens"])
+    assert attention.EQUAL_TIME_STEPS > attention.STEPS

@@ -108,8 +108,6 @@ def side(claim, low, high):
 
 def verdict(claim, runs):
     """The claim's verdict over `runs` ({run name: results}) and each run's (value, low, high, side)."""
-    if not runs:
-        raise ValueError(f"claim {claim['claim']!r}: no runs to judge")
     each = {}
     for name, metrics in runs.items():
         try:
@@ -119,7 +117,7 @@ def verdict(claim, runs):
             continue
         each[name] = (value, low, high, side(claim, low, high))
     sides = {s for *_, s in each.values()}
-    decided = sides.pop() if len(sides) == 1 else INCONCLUSIVE
+    decided = sides.pop() if len(sides) == 1 else INCONCLUSIVE  # no runs: inconclusive
     return (decided if decided in (REPRODUCED, NOT_REPRODUCED) else INCONCLUSIVE), each
 
 
@@ -138,12 +136,9 @@ def runs(root, notebook, include_stored=True):
     root = Path(root)
     spread_path = root / SPREAD_FILE
     spread = json.loads(spread_path.read_text(encoding="utf-8")) if spread_path.exists() else {}
-    ranges = spread.get("notebooks", {}).get(notebook)
-    if not ranges:
-        raise ValueError(f"{SPREAD_FILE} has no runs of {notebook}: run "
-                         f"`python -m dltoolbox.notebooks spread {notebook}`")
+    ranges = spread.get("notebooks", {}).get(notebook, {})  # none yet: each setting "not measured"
     out = {"stored": results.read_results(root / notebook)} if include_stored else {}
-    for setting in spread["settings"]:
+    for setting in spread.get("settings") or {"kernel spread": {}}:  # no spread yet: "not measured"
         out[setting] = {key: entry["values"][setting] for key, entry in ranges.items()
                         if setting in entry.get("values", {})}
     return out
@@ -179,6 +174,15 @@ def assert_reproduced(measured, notebook, root=ROOT):
         assert side(row, low, high) == REPRODUCED, \
             f"{row['claim']}: {value:g} [{low:g}, {high:g}] is no longer {predicate_text(row)}"
         print(f"✓ {row['claim']} ({predicate_text(row)})")
+
+
+def claims_cell(notebook):
+    """The code cell after a notebook's `results` cell (its claims), as a dict."""
+    cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    tagged = [i for i, c in enumerate(cells) if results.RESULTS_TAG in c["metadata"].get("tags", [])]
+    if len(tagged) != 1 or tagged[0] + 1 >= len(cells):
+        raise ValueError("expected one cell tagged 'results' followed by the claims cell")
+    return cells[tagged[0] + 1]
 
 
 def predicate_text(claim):
