@@ -116,7 +116,6 @@ def test_every_course_claim_is_judged_and_cites_a_paper():
 # not yet re-run.
 CLAIMS_CELL_PENDING = {
     "chapters/02_ngrams/ngrams.ipynb",
-    "chapters/04_attention/self_attention.ipynb",
     "chapters/05_replays/imitation.ipynb",
     "chapters/05_replays/kl_leash.ipynb",
     "chapters/06_reuse/fewshot.ipynb",

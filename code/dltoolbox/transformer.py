@@ -271,7 +271,7 @@ def run(job):
                             callback=checkpoint)
     train_seconds = time.perf_counter() - clock["start"] - clock["checkpoints"]
     pairs = splits["valid"] if job["on"] == "valid" else splits["test"] + longer
-    return {"job": job, "history": {k: history[k] for k in ("loss", "lr")}, "train_seconds": train_seconds,
+    return {"job": job, "history": {k: history[k] for k in ("loss", "lr", "tokens")}, "train_seconds": train_seconds,
             "curve": curve, "metrics": seq2seq.evaluate(model, pairs, buckets=attention.BUCKETS),
             "token_counts": seq2seq.token_correct(model, pairs),
             "state": {name: t.clone() for name, t in model.state_dict().items()}}
