@@ -111,6 +111,23 @@ def test_train_follows_the_schedule():
     assert s2s.train(small_model(seed=1), PAIRS, num_steps=5, batch_size=4, seed=7)["lr"] == [3e-3] * 5
 
 
+def test_warmup_length_beta2_and_label_smoothing_reach_training():
+    assert [s2s.lr_factor(step, 10, "warmup_linear", warmup_fraction=0.2) for step in (0, 1, 2)] == \
+        pytest.approx([0.5, 1.0, 8 / 8])
+    assert s2s.lr_factor(0, 10, "warmup_linear", warmup_fraction=0.0) == 1.0  # no warm-up: straight to the decay
+    assert s2s.lr_factor(5, 10, "warmup_linear", warmup_fraction=0.0) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        s2s.lr_factor(0, 10, "warmup_linear", warmup_fraction=1.0)
+    history = s2s.train(small_model(seed=1), PAIRS, num_steps=10, batch_size=4, lr=1e-2, seed=7,
+                        schedule="warmup_linear", warmup_fraction=0.2)
+    assert history["lr"][:3] == pytest.approx([5e-3, 1e-2, 1e-2])
+    plain = s2s.train(small_model(seed=1), PAIRS, num_steps=3, batch_size=4, seed=7)["loss"]
+    smoothed = s2s.train(small_model(seed=1), PAIRS, num_steps=3, batch_size=4, seed=7, label_smoothing=0.2)["loss"]
+    assert smoothed[0] != pytest.approx(plain[0], abs=1e-4)  # the same first batch and weights, another target
+    other_beta2 = s2s.train(small_model(seed=1), PAIRS, num_steps=3, batch_size=4, seed=7, beta2=0.9)["loss"]
+    assert other_beta2[0] == plain[0] and other_beta2[2] != plain[2]  # beta2 changes the updates, not the start
+
+
 class MeanContextDecoder(s2s.LSTMDecoder):
     """A decoder that adds the masked mean of the encoder outputs to its input (uses the signature)."""
 

@@ -160,16 +160,19 @@ def test_committed_transformer_sweeps_give_every_arm_the_same_grid_and_the_noteb
     chosen = sweeps.chosen(table)
     assert set(chosen) == set(transformer.ARMS) and table["metric"] == "valid_exact_match"
     tried = {}
-    for row in table["rows"]:
-        tried.setdefault(row["arm"], set()).add((row["lr"], row["schedule"], row["seed"]))
+    for row in table["rows"]:  # each arm: its own first-stage choice moved one recipe setting at a time
+        first = all(row[k] == v for k, v in transformer.RECIPE_DEFAULTS.items())
+        moved = tuple((k, row[k]) for k, v in transformer.RECIPE_DEFAULTS.items() if row[k] != v)
+        tried.setdefault(row["arm"], set()).add((row["lr"], row["schedule"], row["seed"]) if first else moved)
         assert row["steps"] == transformer.STEPS[row["arm"]]  # the same training time for every arm
-    assert all(t == tried["transformer"] for t in tried.values()) and len(tried["transformer"]) == 8
+    assert all(t == tried["transformer"] for t in tried.values())
+    assert len(tried["transformer"]) == 8 + sum(len(v) for v in transformer.RECIPE_GRID.values())
     long = json.loads((root / "transformer_long.json").read_text())
     assert long["config"]["from"].endswith("transformer_sweep.json")
     assert sorted((row["arm"], row["seed"]) for row in long["rows"]) == \
-        sorted((arm, seed) for arm in transformer.ARMS[1:] for seed in transformer.LONG_SEEDS)
+        sorted((arm, seed) for arm in transformer.ARMS for seed in transformer.LONG_SEEDS)
     for row in long["rows"]:  # the long runs train the recipes the sweep chose, and keep every longer sentence
-        assert {"lr": row["lr"], "schedule": row["schedule"]} == chosen[row["arm"]]
+        assert {k: row[k] for k in chosen[row["arm"]]} == chosen[row["arm"]]
         assert row["steps"] == transformer.LONG_STEPS == row["curve"]["step"][-1]
         exact, accuracy = transformer.longer_per_sentence(row)
         assert len(exact) == len(accuracy) == 200 and ((0 <= accuracy) & (accuracy <= 1)).all()

@@ -172,40 +172,49 @@ SCHEDULES = ("constant", "warmup_linear")
 WARMUP_FRACTION = 0.05
 
 
-def lr_factor(step, num_steps, schedule="constant"):
+def lr_factor(step, num_steps, schedule="constant", warmup_fraction=WARMUP_FRACTION):
     """The multiple of the peak learning rate at `step` (0-based) of `num_steps`.
 
-    ``"constant"``: 1 throughout. ``"warmup_linear"``: a linear rise over the first 5% of the steps (at
-    least one), then a linear fall towards zero at the end, so the last steps take small, careful ones.
+    ``"constant"``: 1 throughout. ``"warmup_linear"``: a linear rise over the first `warmup_fraction` of the
+    steps (5% by default, at least one step; 0: no warm-up), then a linear fall towards zero at the end, so
+    the last steps take small, careful ones.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
+    if not 0 <= warmup_fraction < 1:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
     if schedule == "constant":
         return 1.0
-    warmup = max(1, int(num_steps * WARMUP_FRACTION))
+    warmup = max(1, int(num_steps * warmup_fraction)) if warmup_fraction > 0 else 0
     if step < warmup:
         return (step + 1) / warmup
     return max(num_steps - step, 0) / max(num_steps - warmup, 1)  # 0 once all steps are taken
 
 
 def train(model, pairs, num_steps=1500, batch_size=64, lr=3e-3, seed=0, clip=1.0, desc="train",
-          schedule="constant", callback=None):
+          schedule="constant", callback=None, beta2=0.999, warmup_fraction=WARMUP_FRACTION, label_smoothing=0.0):
     """Adam with teacher forcing on length-sorted random batches, a fixed number of steps; the history.
 
-    `lr` is the peak learning rate; `schedule` (see :func:`lr_factor`) shapes it over the steps.
+    `lr` is the peak learning rate; `schedule` and `warmup_fraction` (see :func:`lr_factor`) shape it over
+    the steps; `beta2` is Adam's second-moment decay; `label_smoothing` spreads that share of each target's
+    probability over the vocabulary (the history's loss then includes it).
     `callback(steps_taken, model)`, if given, runs after every step (e.g. to evaluate at checkpoints).
     """
     if num_steps < 1 or batch_size < 1 or not pairs:
         raise ValueError("train needs num_steps >= 1, batch_size >= 1 and some pairs")
     device = next(model.parameters()).device
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, num_steps, schedule))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, beta2))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, num_steps, schedule, warmup_fraction))
     history = {"loss": [], "tokens": [], "seconds": [], "lr": []}
     model.train()
     start = time.perf_counter()
     for _, batch in zip(progress(range(num_steps), desc=desc), batches(pairs, batch_size, seed)):
         src, src_lengths, y_in, y_out = make_batch(batch, model.src_vocab, model.tgt_vocab, device)
-        _, loss = model(src, src_lengths, y_in, y_out)
+        logits, loss = model(src, src_lengths, y_in, y_out)
+        if label_smoothing:
+            loss = F.cross_entropy(logits.flatten(0, 1), y_out.flatten(), ignore_index=model.tgt_vocab.pad,
+                                   label_smoothing=label_smoothing)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)

@@ -36,6 +36,8 @@ SWEEPS = {
     "seq2seq": ("dltoolbox.seq2seq:sweep", "chapters/03_seq2seq/sweep.json"),
     "seq2seq_capacity": ("dltoolbox.seq2seq:capacity", "chapters/03_seq2seq/capacity.json"),
     "transformer": ("dltoolbox.transformer:sweep", "chapters/04_attention/transformer_sweep.json"),
+    # the second stage of the transformer sweep: reads the first stage's table and writes it back extended
+    "transformer_recipe": ("dltoolbox.transformer:sweep_recipe", "chapters/04_attention/transformer_sweep.json"),
     "transformer_long": ("dltoolbox.transformer:sweep_long", "chapters/04_attention/transformer_long.json"),
 }
 ROOT = Path(__file__).resolve().parents[2]

@@ -215,10 +215,15 @@ MODEL = dict(num_hiddens=64, num_heads=4, num_layers=2, ffn_hiddens=128)
 STEPS = {"LSTM + attention": 400, "transformer": 500, "transformer (ALiBi)": 500}
 BATCH_SIZE = 64
 SWEEP_GRID = {"lr": (1e-3, 3e-3, 1e-2, 3e-2), "schedule": ("constant", "warmup_linear")}
-SWEEP_SEEDS = (100,)  # apart from the notebook's seeds 0, 1, 2
+SWEEP_SEEDS = (100,)  # apart from the notebook's seeds
+# The second stage of the recipe search (python -m dltoolbox.sweeps transformer_recipe): from each arm's
+# first-stage choice, one setting at a time moved to each value below; the same settings for every arm.
+RECIPE_DEFAULTS = {"beta2": 0.999, "warmup_fraction": 0.05, "label_smoothing": 0.0}
+RECIPE_GRID = {"beta2": (0.98, 0.9999), "warmup_fraction": (0.0, 0.2), "label_smoothing": (0.1, 0.2)}
+RECIPE_LIMITS = {"warmup_fraction": [0.0, None], "label_smoothing": [0.0, None]}  # nothing lies below 0
 CHECKPOINT_EVERY = {"sweep": 100, "long": 250}  # steps between validation checkpoints (learning curves)
-LONG_STEPS = 3000  # the transformers' chosen recipes trained six times longer (python -m dltoolbox.sweeps transformer_long)
-LONG_SEEDS = (0, 1, 2)  # the notebook's seeds
+LONG_STEPS = 3000  # every arm's chosen recipe trained six times longer (python -m dltoolbox.sweeps transformer_long)
+LONG_SEEDS = (0, 1, 2, 3)  # the notebook's seeds
 
 
 def build_arm(arm, seed=0, device="cpu"):
@@ -236,8 +241,8 @@ def build_arm(arm, seed=0, device="cpu"):
 def run(job):
     """Train one arm with one setting and seed on chapter 4's data; evaluate it on validation or test.
 
-    job: {"arm", "seed", "lr", "schedule", "on": "valid" | "test"}, optionally "steps" (default STEPS[arm])
-    and "checkpoint_every" (validation exact match every so many steps: the learning curve). "test" scores
+    job: {"arm", "seed", "lr", "schedule", "on": "valid" | "test"}, optionally "steps" (default STEPS[arm]),
+    the RECIPE_DEFAULTS keys (Adam's beta2, the warm-up's share of the steps, label smoothing) and "checkpoint_every" (validation exact match every so many steps: the learning curve). "test" scores
     the test pairs followed by the longer ones. Returns {"job", "history" (loss, lr), "train_seconds" (without
     the checkpoints), "curve", "metrics" (seq2seq.evaluate, with hypotheses), "token_counts" (per pair:
     teacher-forced hits, tokens), "state"}.
@@ -268,7 +273,7 @@ def run(job):
 
     history = seq2seq.train(model, splits["train"], num_steps=job.get("steps", STEPS[job["arm"]]),
                             batch_size=BATCH_SIZE, lr=job["lr"], seed=job["seed"], schedule=job["schedule"],
-                            callback=checkpoint)
+                            callback=checkpoint, **{k: job.get(k, v) for k, v in RECIPE_DEFAULTS.items()})
     train_seconds = time.perf_counter() - clock["start"] - clock["checkpoints"]
     pairs = splits["valid"] if job["on"] == "valid" else splits["test"] + longer
     return {"job": job, "history": {k: history[k] for k in ("loss", "lr", "tokens")}, "train_seconds": train_seconds,
@@ -279,7 +284,8 @@ def run(job):
 
 def _row(job, result):
     m = result["metrics"]
-    return {"arm": job["arm"], "lr": job["lr"], "schedule": job["schedule"], "seed": job["seed"],
+    return {"arm": job["arm"], "lr": job["lr"], "schedule": job["schedule"],
+            **{k: job.get(k, v) for k, v in RECIPE_DEFAULTS.items()}, "seed": job["seed"],
             "steps": job.get("steps", STEPS[job["arm"]]), "valid_exact_match": round(m["exact_match"], 4),
             "valid_exact_match_23_30": round(m["buckets"]["23-30"]["exact_match"], 4),
             "valid_bleu": round(m["bleu"], 2), "train_seconds": round(result["train_seconds"], 1),
@@ -303,10 +309,35 @@ def sweep(processes=2):
                        "source": "as written"}}
 
 
+def sweep_recipe(processes=2, table="chapters/04_attention/transformer_sweep.json"):
+    """The recipe search's second stage (python -m dltoolbox.sweeps transformer_recipe): from each arm's
+    choice in the first-stage table, Adam's beta2, the warm-up's length and label smoothing, one at a time,
+    on validation (the same settings, seeds and training time for every arm); the table keeps the first
+    stage's rows (their recipe settings at RECIPE_DEFAULTS) and chooses from all of them."""
+    import json
+    from pathlib import Path
+
+    from . import sweeps
+    from .compare import run_parallel
+
+    first = json.loads(Path(table).read_text())
+    stage_one = [{**RECIPE_DEFAULTS, **row} for row in first["rows"]
+                 if all(row.get(k, v) == v for k, v in RECIPE_DEFAULTS.items())]
+    chosen = sweeps.best_settings(stage_one, list(SWEEP_GRID), first["metric"], first["goal"], first["arm"])
+    jobs = [{"arm": arm, "seed": seed, "on": "valid", "checkpoint_every": CHECKPOINT_EVERY["sweep"],
+             **chosen[arm], **RECIPE_DEFAULTS, key: value}
+            for arm in ARMS for key, values in RECIPE_GRID.items() for value in values for seed in SWEEP_SEEDS]
+    rows = [_row(job, result) for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="recipes"))]
+    return {"rows": stage_one + rows, "settings": list(SWEEP_GRID) + list(RECIPE_DEFAULTS),
+            "metric": first["metric"], "goal": first["goal"], "arm": "arm", "limits": RECIPE_LIMITS,
+            "config": {**first["config"], "recipe_defaults": RECIPE_DEFAULTS, "recipe_grid": RECIPE_GRID}}
+
+
 def sweep_long(processes=2, table="chapters/04_attention/transformer_sweep.json"):
-    """The transformers' chosen recipes given LONG_STEPS steps instead of STEPS, on the notebook's seeds, with
+    """Every arm's chosen recipe given LONG_STEPS steps instead of STEPS, on the notebook's seeds, with
     validation checkpoints; then scored on the test pairs and the longer ones (python -m dltoolbox.sweeps
-    transformer_long): how much training they need, and how each extrapolates once it has learned the task.
+    transformer_long): how much training each needs, the arms compared at equal (long) steps, and how each
+    extrapolates once it has learned the task.
 
     Each row keeps, for the sentences longer than any in training, which were translated exactly
     ("longer_correct", a string of 0s and 1s) and the teacher-forced hits and tokens of each (space-separated),
@@ -317,14 +348,15 @@ def sweep_long(processes=2, table="chapters/04_attention/transformer_sweep.json"
 
     chosen = sweeps.chosen(table)
     jobs = [{"arm": arm, "seed": seed, "on": "test", "steps": LONG_STEPS,
-             "checkpoint_every": CHECKPOINT_EVERY["long"], **chosen[arm]} for arm in ARMS[1:] for seed in LONG_SEEDS]
+             "checkpoint_every": CHECKPOINT_EVERY["long"], **chosen[arm]} for arm in ARMS for seed in LONG_SEEDS]
     splits, longer = attention.translation_data()
     first_longer = len(splits["test"])  # the test pairs come first, then the longer ones
     refs = [list(t) for _, t in longer]
     rows = []
     for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="long runs")):
         m, counts = result["metrics"], result["token_counts"][first_longer:]
-        rows.append({"arm": job["arm"], "lr": job["lr"], "schedule": job["schedule"], "seed": job["seed"],
+        rows.append({"arm": job["arm"], "lr": job["lr"], "schedule": job["schedule"],
+                     **{k: job.get(k, v) for k, v in RECIPE_DEFAULTS.items()}, "seed": job["seed"],
                      "steps": job["steps"], "valid_exact_match": result["curve"]["valid_exact_match"][-1],
                      "valid_exact_match_23_30": result["curve"]["valid_exact_match_23_30"][-1],
                      "train_seconds": round(result["train_seconds"], 1), "curve": result["curve"],
