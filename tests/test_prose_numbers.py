@@ -115,42 +115,8 @@ PENDING_CHAPTERS_5_7 = {
     (CH06 + "fewshot.ipynb", "0.828"): "cell 18: the classifier's validation score at 2,000 steps",
 }
 
-NGRAMS = CH02 + "ngrams.ipynb"
-TO_FIX_CHAPTERS_2_4 = {
-    (CH02 + "index.md", "0.001"): "'held-out bits/char, MLP, 95% interval half-width'",
-    (NGRAMS, "2.191"): "cell 26: 'held-out bits/char, chosen Kneser-Ney'",
-    (NGRAMS, "2.19"): "cells 28, 35, 48: 'held-out bits/char, chosen Kneser-Ney'",
-    (NGRAMS, "2.30"): "cell 28: 'held-out bits/char, word trigram (open vocabulary)'",
-    (NGRAMS, "1.40"): "cell 28: 'word trigram bits/char, known words'",
-    (NGRAMS, "0.90"): "cell 28: 'word trigram bits/char, spelling unknown words'",
-    (NGRAMS, "0.01"): "cell 28: 'word trigram bits/char, spaces'",
-    (NGRAMS, "2.55"): "cells 35, 48: 'held-out bits/char, MLP language model'",
-    (NGRAMS, "0.001"): "cell 35: 'held-out bits/char, MLP, 95% interval half-width'",
-    (NGRAMS, "0.36"): "cell 35: 'MLP minus Kneser-Ney, held-out bits/char'",
-    (NGRAMS, "0.34"): "cell 35: interval of MLP − Kneser-Ney, low (no key)",
-    (NGRAMS, "0.37"): "cell 35: interval of MLP − Kneser-Ney, high (no key)",
-    (NGRAMS, "2.93"): "cell 35: Kneser-Ney order 3, held-out (in the glued table 'ngram_orders'; no key)",
-    (NGRAMS, "2.49"): "cell 35: Kneser-Ney order 4, held-out (in the glued table 'ngram_orders'; no key)",
-    (NGRAMS, "0.3"): "cell 37: 'MLP bits/char, seen context' − 'Kneser-Ney bits/char, seen context'",
-    (NGRAMS, "0.5"): "cell 37: 'MLP bits/char, unseen context' − 'Kneser-Ney bits/char, unseen context' "
-                     "(cell 51's temperature 0.5 stays allowed as #51)",
-    (NGRAMS, "59%"): "cell 37: 100 − 'held-out chars with an unseen n-gram (%)'",
-    (NGRAMS, "1.30"): "cell 37: 'Kneser-Ney bits/char, seen n-gram'",
-    (NGRAMS, "1.81"): "cell 37: 'MLP bits/char, seen n-gram'",
-    (NGRAMS, "41%"): "cell 37: 'held-out chars with an unseen n-gram (%)'",
-    (NGRAMS, "3.47"): "cell 37: 'Kneser-Ney bits/char, unseen n-gram'",
-    (NGRAMS, "0.14"): "cell 37: 'MLP bits/char, unseen n-gram' − 'Kneser-Ney bits/char, unseen n-gram'",
-    (NGRAMS, "0.2"): "cell 39: 'mixture weight on the MLP (mean over seeds)'",
-    (NGRAMS, "2.167"): "cell 39: 'held-out bits/char, Kneser-Ney + MLP mixture'",
-    (NGRAMS, "0.024"): "cell 39: −'mixture minus Kneser-Ney, held-out bits/char'",
-    (NGRAMS, "0.020"): "cell 39: −'mixture minus Kneser-Ney, 95% interval high'",
-    (NGRAMS, "0.028"): "cell 39: −'mixture minus Kneser-Ney, 95% interval low'",
-    (NGRAMS, "0.023"): "cell 39: −'mixture minus Kneser-Ney, worst seed'",
-    (NGRAMS, "0.025"): "cell 39: the best seed's gain (no key)",
-    (NGRAMS, "0.05"): "cell 39: gain on the never-counted n-grams (no key)",
-    (NGRAMS, "0.03"): "cell 39: given back on the counted ones (no key)",
-    (NGRAMS, "0.02"): "cell 48: −'mixture minus Kneser-Ney, held-out bits/char'",
-}
+# Emptied: chapters 2-4 glue their numbers from training now. A new entry here is a number to glue.
+TO_FIX_CHAPTERS_2_4 = {}
 
 LISTS = {"ALLOWED": ALLOWED, "PENDING_CHAPTERS_5_7": PENDING_CHAPTERS_5_7,
          "TO_FIX_CHAPTERS_2_4": TO_FIX_CHAPTERS_2_4}
