@@ -148,12 +148,12 @@ def test_committed_sweep_table_is_on_validation_and_the_notebook_uses_its_choice
         seeds.setdefault(tuple(row[k] for k in table["settings"]), set()).add(row["seed"])
     assert set(seeds) == set(product(*neural_lm.SWEEP_GRID.values()))  # every setting of the grid was tried
     assert all(s == set(neural_lm.SWEEP_SEEDS) for s in seeds.values())  # with the same seeds: the same effort
-    assert set(neural_lm.SWEEP_SEEDS).isdisjoint({0, 1, 2}), "the notebook's seeds are not the sweep's"
+    assert set(neural_lm.SWEEP_SEEDS).isdisjoint({0, 1, 2, 3}), "the notebook's seeds are not the sweep's"
     notebook = json.loads((root / "ngrams.ipynb").read_text())
     source = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
     assert 'CHOSEN = sweeps.chosen(SWEEP)["None"]' in source and 'SWEEP = "sweep.json"' in source
     assert "jobs = [neural_lm.job_for(CHOSEN, seed) for seed in SEEDS]" in source
-    assert "compare.run_parallel(neural_lm.run, jobs" in source and "SEEDS = (0, 1, 2)" in source
+    assert "compare.run_parallel(neural_lm.run, jobs" in source and "SEEDS = (0, 1, 2, 3)" in source
     edited = json.loads(json.dumps(table))
     edited["chosen"]["None"]["dropout"] = 0.1 if chosen["dropout"] == 0.0 else 0.0
     with pytest.raises(ValueError):

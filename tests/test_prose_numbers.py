@@ -44,6 +44,7 @@ ALLOWED = {
     **entries(CH03 + "index.md", "95%", CI),
     **entries(CH03 + "seq2seq.ipynb", "95%", CI),
     **entries(CH04 + "attention.ipynb", "95%", CI),
+    **entries(CH04 + "self_attention.ipynb", "95%", CI),
     **entries("chapters/results.md", "95%", CI),
     **entries(CH03 + "seq2seq.ipynb", "25.9 30.6", "Sutskever et al. 2014: BLEU, plain → reversed source"),
     **entries(CH03 + "seq2seq.ipynb", "0.003 0.03", "the learning-rate grid of the sweep (a setting)"),
