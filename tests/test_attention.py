@@ -248,3 +248,26 @@ def test_a_job_may_name_its_steps_and_its_history_counts_tokens():
     assert len(out["history"]["loss"]) == len(out["history"]["tokens"]) == 3
     assert all(t > 0 for t in out["history"]["tokens"])
     assert attention.EQUAL_TIME_STEPS > attention.STEPS
+
+
+def test_correct_of_reads_an_equal_time_row_and_refuses_a_malformed_one():
+    assert attention.correct_of({"correct": "1001"}).tolist() == [1.0, 0.0, 0.0, 1.0]
+    for bad in ({"correct": "10x1"}, {}):
+        with pytest.raises(ValueError, match="malformed"):
+            attention.correct_of(bad)
+
+
+def test_the_committed_equal_time_table_is_the_baseline_at_the_attention_models_time():
+    import json
+    from pathlib import Path
+
+    from dltoolbox import sweeps
+
+    root = Path(__file__).resolve().parents[1] / "chapters" / "04_attention"
+    table = json.loads((root / "equal_time.json").read_text())
+    chosen = sweeps.chosen(root / "sweep.json")["no attention"]
+    splits, longer = attention.translation_data()
+    assert sorted(r["seed"] for r in table["rows"]) == [0, 1, 2, 3]
+    for row in table["rows"]:
+        assert row["steps"] == attention.EQUAL_TIME_STEPS and {k: row[k] for k in chosen} == chosen
+        assert len(attention.correct_of(row)) == len(splits["test"]) + len(longer)

@@ -334,6 +334,41 @@ def sweep(processes=2):
             "config": {**MODEL, "steps": STEPS, "batch_size": BATCH_SIZE, "data": DATA, "seeds": list(SWEEP_SEEDS)}}
 
 
+def equal_time(processes=2, table="chapters/04_attention/sweep.json", seeds=(0, 1, 2, 3)):
+    """The model without attention given the attention model's training time (EQUAL_TIME_STEPS steps), its
+    chosen recipe, on the notebook's seeds, scored on the test pairs and the longer ones (python -m
+    dltoolbox.sweeps attention_equal_time): too long to train in the notebook, so a committed table whose
+    rows keep which sentences each seed translated exactly ("correct", a string of 0s and 1s in the order
+    of the test pairs and then the longer ones), for a paired comparison with the notebook's runs."""
+    from . import sweeps
+    from .compare import run_parallel
+
+    chosen = sweeps.chosen(table)["no attention"]
+    jobs = [{"arm": "no attention", "seed": seed, "on": "test", "steps": EQUAL_TIME_STEPS, **chosen} for seed in seeds]
+    splits, longer = translation_data()
+    refs = [list(t) for _, t in splits["test"] + longer]
+    rows = []
+    for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="equal-time baseline")):
+        m = result["metrics"]
+        rows.append({"arm": job["arm"], **{k: job[k] for k in SWEEP_GRID}, "seed": job["seed"], "steps": job["steps"],
+                     "train_seconds": round(result["history"]["seconds"][-1], 1),
+                     "tokens": sum(result["history"]["tokens"]),
+                     "test_exact_match": {b: round(v["exact_match"], 4) for b, v in m["buckets"].items()},
+                     "correct": "".join(str(int(h == r)) for h, r in zip(m["hypotheses"], refs))})
+    return {"rows": rows, "settings": list(SWEEP_GRID), "metric": "train_seconds", "goal": "min", "arm": "arm",
+            "config": {**MODEL, "steps": EQUAL_TIME_STEPS, "batch_size": BATCH_SIZE, "data": DATA, "seeds": list(seeds),
+                       "from": table}}
+
+
+def correct_of(row):
+    """An `attention_equal_time` row's per-sentence exact match, a float array (test pairs, then longer ones)."""
+    import numpy as np
+
+    if not isinstance(row.get("correct"), str) or set(row["correct"]) - {"0", "1"}:
+        raise ValueError("a malformed row: 'correct' must be a string of 0s and 1s")
+    return np.array([c == "1" for c in row["correct"]], dtype=float)
+
+
 def diagonal_alignment(num_target, num_source):
     """The monotone baseline alignment (T, S): target row i looks at source word round(i (S-1) / (T-1))."""
     if num_target < 1 or num_source < 1:

@@ -33,6 +33,7 @@ SWEEPS = {
     "lm_init": ("dltoolbox.transfer:sweep", "chapters/06_reuse/lm_init_sweep.json"),
     "kl_leash": ("dltoolbox.selfplay:sweep", "chapters/05_replays/kl_sweep.json"),
     "attention": ("dltoolbox.attention:sweep", "chapters/04_attention/sweep.json"),
+    "attention_equal_time": ("dltoolbox.attention:equal_time", "chapters/04_attention/equal_time.json"),
     "seq2seq": ("dltoolbox.seq2seq:sweep", "chapters/03_seq2seq/sweep.json"),
     "seq2seq_capacity": ("dltoolbox.seq2seq:capacity", "chapters/03_seq2seq/capacity.json"),
     "transformer": ("dltoolbox.transformer:sweep", "chapters/04_attention/transformer_sweep.json"),
