@@ -130,7 +130,7 @@ def pending(table, path=None):
     if path is not None:
         path = Path(path).resolve()
         return path.is_relative_to(ROOT) and path.relative_to(ROOT).as_posix() in listed
-    return any(json.loads((ROOT / name).read_text()) == table for name in listed)
+    return any((ROOT / name).exists() and json.loads((ROOT / name).read_text()) == table for name in listed)
 
 
 def refuse_edges(table, allow_edge=False):
