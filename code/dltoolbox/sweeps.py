@@ -45,8 +45,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # committed tables (paths from the repository root) whose choice sits at an edge, until their grid is extended
 EDGE_PENDING = {
-    "chapters/02_ngrams/sweep.json": "lr 0.01 is the smallest of (0.01, 0.03): needs 0.003; dropout 0 is a natural "
-                                     "limit the table does not declare yet (\"limits\": {\"dropout\": [0, null]})",
     "chapters/05_replays/sweep.json": "beta 256 is the largest of 0..256 for both depths: needs 512 (and 1024)",
     "chapters/05_replays/kl_sweep.json": "the leash's lambda 0.03 is the smallest of (0.03, 0.1, 0.3), and the free "
                                          "arm's 0 did better still: needs 0.01 and 0.003",
