@@ -219,7 +219,8 @@ SWEEP_SEEDS = (100,)  # apart from the notebook's seeds
 # The second stage of the recipe search (python -m dltoolbox.sweeps transformer_recipe): from each arm's
 # first-stage choice, one setting at a time moved to each value below; the same settings for every arm.
 RECIPE_DEFAULTS = {"beta2": 0.999, "warmup_fraction": 0.05, "label_smoothing": 0.0}
-RECIPE_GRID = {"beta2": (0.98, 0.9999), "warmup_fraction": (0.0, 0.2), "label_smoothing": (0.1, 0.2)}
+# warm-up 0.4 and label smoothing 0.3 were added when the first grid's 0.2 was a choice at its edge
+RECIPE_GRID = {"beta2": (0.98, 0.9999), "warmup_fraction": (0.0, 0.2, 0.4), "label_smoothing": (0.1, 0.2, 0.3)}
 RECIPE_LIMITS = {"warmup_fraction": [0.0, None], "label_smoothing": [0.0, None]}  # nothing lies below 0
 CHECKPOINT_EVERY = {"sweep": 100, "long": 250}  # steps between validation checkpoints (learning curves)
 LONG_STEPS = 3000  # every arm's chosen recipe trained six times longer (python -m dltoolbox.sweeps transformer_long)
@@ -313,7 +314,8 @@ def sweep_recipe(processes=2, table="chapters/04_attention/transformer_sweep.jso
     """The recipe search's second stage (python -m dltoolbox.sweeps transformer_recipe): from each arm's
     choice in the first-stage table, Adam's beta2, the warm-up's length and label smoothing, one at a time,
     on validation (the same settings, seeds and training time for every arm); the table keeps the first
-    stage's rows (their recipe settings at RECIPE_DEFAULTS) and chooses from all of them."""
+    stage's rows (their recipe settings at RECIPE_DEFAULTS) and chooses from all of them. Run again after
+    RECIPE_GRID grows, it trains only the settings the table does not hold yet."""
     import json
     from pathlib import Path
 
@@ -327,8 +329,12 @@ def sweep_recipe(processes=2, table="chapters/04_attention/transformer_sweep.jso
     jobs = [{"arm": arm, "seed": seed, "on": "valid", "checkpoint_every": CHECKPOINT_EVERY["sweep"],
              **chosen[arm], **RECIPE_DEFAULTS, key: value}
             for arm in ARMS for key, values in RECIPE_GRID.items() for value in values for seed in SWEEP_SEEDS]
+    keys = ("arm", "seed", *SWEEP_GRID, *RECIPE_DEFAULTS)
+    done = [row for row in first["rows"] if row not in stage_one and {**RECIPE_DEFAULTS, **row} not in stage_one]
+    have = {tuple(row[k] for k in keys) for row in done}
+    jobs = [job for job in jobs if tuple(job[k] for k in keys) not in have]
     rows = [_row(job, result) for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="recipes"))]
-    return {"rows": stage_one + rows, "settings": list(SWEEP_GRID) + list(RECIPE_DEFAULTS),
+    return {"rows": stage_one + done + rows, "settings": list(SWEEP_GRID) + list(RECIPE_DEFAULTS),
             "metric": first["metric"], "goal": first["goal"], "arm": "arm", "limits": RECIPE_LIMITS,
             "config": {**first["config"], "recipe_defaults": RECIPE_DEFAULTS, "recipe_grid": RECIPE_GRID}}
 
