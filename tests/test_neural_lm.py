@@ -125,8 +125,10 @@ def test_log2_probs_match_the_loss_and_interpolation_is_a_mixture():
 def test_job_for_puts_model_sizes_in_the_config_and_the_rest_in_training():
     import inspect
 
-    job = neural_lm.job_for({"lr": 0.03, "dropout": 0.1}, 7)
+    job = neural_lm.job_for({"lr": 0.03, "dropout": 0.1, "steps": 500}, 7)
     assert job["seed"] == 7 and job["config"]["dropout"] == 0.1 and job["train"]["lr"] == 0.03
+    assert job["train"]["steps"] == 500 and job["data"] == "fit"
+    assert neural_lm.job_for({"lr": 0.03}, 7, data="train")["data"] == "train"
     assert neural_lm.MLPConfig(vocab_size=5, **job["config"]).num_hiddens == neural_lm.SWEEP_FIXED["num_hiddens"]
     assert set(job["train"]) <= set(inspect.signature(neural_lm.train_lm).parameters)
 
@@ -152,9 +154,29 @@ def test_committed_sweep_table_is_on_validation_and_the_notebook_uses_its_choice
     notebook = json.loads((root / "ngrams.ipynb").read_text())
     source = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
     assert 'CHOSEN = sweeps.chosen(SWEEP)["None"]' in source and 'SWEEP = "sweep.json"' in source
-    assert "jobs = [neural_lm.job_for(CHOSEN, seed) for seed in SEEDS]" in source
-    assert "compare.run_parallel(neural_lm.run, jobs" in source and "SEEDS = (0, 1, 2, 3)" in source
+    assert "jobs = neural_lm.stored_jobs(SEEDS)" in source and "SEEDS = (0, 1, 2, 3)" in source
+    assert 'stored.runs("mlp_runs.pt", jobs, neural_lm.run' in source
+    assert "neural_lm.KN_ORDERS" in source and "neural_lm.KN_DISCOUNTS" in source
+    # the same tuning effort as the n-gram model: at least as many settings as its orders x discounts
+    assert len(seeds) >= len(neural_lm.KN_ORDERS) * len(neural_lm.KN_DISCOUNTS)
+    # the committed weights are the chosen setting's, trained on all the training text like the counts
+    manifest = json.loads((root / "mlp_runs.json").read_text())
+    assert manifest["jobs"] == json.loads(json.dumps(neural_lm.stored_jobs()))
+    assert all(job["data"] == "train" for job in manifest["jobs"])
     edited = json.loads(json.dumps(table))
     edited["chosen"]["None"]["dropout"] = 0.1 if chosen["dropout"] == 0.0 else 0.0
     with pytest.raises(ValueError):
         sweeps.chosen(edited)
+
+
+def test_run_on_all_the_training_text_has_no_validation_to_stop_on():
+    job = neural_lm.job_for({"lr": 0.01, "dropout": 0.0, "steps": 3, "eval_every": 3, "num_hiddens": 8,
+                             "batch_size": 2, "num_steps": 8}, 0, data="train")
+    result = neural_lm.run(job)
+    assert "valid_log2" not in result and result["history"]["valid_bits"] == []
+    assert "best_step" not in result["history"] and result["held_log2"].ndim == 1
+    with pytest.raises(ValueError, match="data"):
+        neural_lm.run({**job, "data": "held"})
+    with pytest.raises(ValueError, match="keep_best"):
+        neural_lm.train_lm(neural_lm.MLPLanguageModel(neural_lm.MLPConfig(vocab_size=5)), torch.arange(5).repeat(20),
+                           None, steps=2, keep_best=True)

@@ -188,3 +188,16 @@ def test_open_vocabulary_words_charge_every_character_and_know_only_training_wor
         ngram.OpenVocabularyWords().bits("a")
     with pytest.raises(ValueError, match="min_count"):
         ngram.OpenVocabularyWords(min_count=0)
+
+
+def test_choose_kneser_ney_scores_every_setting_and_keeps_the_best_on_validation():
+    text = list("the cat sat on the mat. the dog sat on the log. ") * 6
+    fit, valid = text[:240], text[240:]
+    vocab = sorted(set(text))
+    order, discount, log2 = ngram.choose_kneser_ney(fit, valid, vocab, (1, 2, 3, 4), (0.5, 0.9))
+    bits = {(n, d): -ngram.scored(ngram.NGramModel(n, "kneser_ney", discount=d).fit(fit, vocab), fit, valid).mean()
+            for n in (1, 2, 3, 4) for d in (0.5, 0.9)}
+    assert (order, discount) == min(bits, key=bits.get) and order > 1
+    assert len(log2) == len(valid) and abs(-log2.mean() - bits[order, discount]) < 1e-12
+    with pytest.raises(ValueError, match="at least one"):
+        ngram.choose_kneser_ney(fit, valid, vocab, (), (0.5,))

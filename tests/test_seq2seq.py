@@ -231,3 +231,14 @@ def test_committed_seq2seq_tables_tune_both_orders_alike_and_the_notebook_uses_t
     edited["chosen"]["plain"]["lr"] = 123.0
     with pytest.raises(ValueError):
         sweeps.chosen(edited)
+
+
+def test_a_checkpoint_of_a_constant_rate_run_is_the_shorter_run():
+    job = {"reverse_source": True, "seed": 3, "on": "valid", "lr": 0.01, "schedule": "constant", "checkpoints": [2, 4]}
+    checkpoints = s2s._checkpointed(job)
+    short = s2s.run({k: v for k, v in job.items() if k != "checkpoints"} | {"steps": 2})
+    assert checkpoints["scores"][2]["bleu"] == short["metrics"]["bleu"]
+    assert checkpoints["scores"][2]["exact_match"] == short["metrics"]["exact_match"]
+    assert 0 < checkpoints["seconds"][2] < checkpoints["seconds"][4]
+    with pytest.raises(ValueError, match="constant"):
+        s2s._checkpointed({**job, "schedule": "warmup_linear"})

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import yaml
 
 from conftest import ROOT
 from dltoolbox.book import glance, verdicts
@@ -145,3 +146,16 @@ def test_each_claims_cell_asserts_exactly_the_reproduced_claims():
             if row["notebook"] == notebook and row["verdict"] == "reproduced"]
         assert set(reproduced) <= set(verdicts.assert_reproduced(stored, notebook)), \
             f"{notebook}: a claim reproduced on the Results page is not checked by its notebook"
+
+
+def test_a_claim_naming_a_missing_notebook_is_a_clear_error(tmp_path):
+    (tmp_path / "chapters").mkdir()
+    row = {**CLAIM, "notebook": "chapters/nowhere.ipynb"}
+    (tmp_path / verdicts.CLAIMS_FILE).write_text(yaml.safe_dump([row]))
+    with pytest.raises(ValueError, match="do not exist: chapters/nowhere.ipynb"):
+        verdicts.load(tmp_path)
+
+
+def test_a_claim_without_interval_says_so_in_its_caveats():
+    assert any("no interval" in c for c in verdicts.caveats({**CLAIM, "interval": "none"}, {"seeds": 4}))
+    assert not any("no interval" in c for c in verdicts.caveats(CLAIM, {"seeds": 4}))

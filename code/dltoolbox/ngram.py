@@ -253,6 +253,26 @@ class NGramModel:
         return out[len(prompt):]
 
 
+def scored(model, before, text):
+    """log2 P of each token of `text`, its context reaching back into the tokens `before` it."""
+    n = model.order - 1
+    return model.log2_probs((list(before[len(before) - n:]) if n else []) + list(text))[n:]
+
+
+def choose_kneser_ney(fit, valid, vocab, orders, discounts):
+    """The Kneser-Ney order and discount with the fewest bits per token on `valid`, counted on `fit`.
+
+    Returns (order, discount, log2 P of each validation token under that model); every setting of
+    orders x discounts is scored, so this is the n-gram model's whole tuning effort.
+    """
+    if not orders or not discounts:
+        raise ValueError("need at least one order and one discount")
+    counted = NGramModel(max(orders), "kneser_ney").fit(fit, vocab)
+    valid_bits = {(n, d): -scored(counted.variant(n, discount=d), fit, valid).mean() for d in discounts for n in orders}
+    order, discount = min(valid_bits, key=valid_bits.get)
+    return order, discount, scored(counted.variant(order, discount=discount), fit, valid)
+
+
 def cross_entropy(model, tokens):
     """Average bits per token of `tokens` under `model` (inf if any token gets probability 0)."""
     tokens = list(tokens)

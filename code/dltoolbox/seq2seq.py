@@ -19,6 +19,7 @@ API (stable; other chapters build on it):
   ``translate(model, sentence, beam_size=1)``; ``evaluate(model, pairs, buckets) -> metrics``.
 """
 import time
+from pathlib import Path
 
 import sacrebleu
 import torch
@@ -443,6 +444,75 @@ def sweep(processes=2):
                      "valid_bleu": round(m["bleu"], 2)})
     return {"rows": rows, "settings": list(SWEEP_GRID), "metric": "valid_exact_match", "goal": "max",
             "arm": "source", "config": {**MODEL, "steps": STEPS, "batch_size": BATCH_SIZE, "seeds": list(SWEEP_SEEDS)}}
+
+
+STEPS_GRID = (400, 800, 1600, 3200, 6400)  # the second stage: how long each source order trains
+STORED_SEEDS = (0, 1, 2, 3, 4, 5)  # the notebook's seeds
+
+
+def _checkpointed(job):
+    """run() of job["steps"] = the largest of job["checkpoints"], scored on job["on"] at every checkpoint.
+
+    With a constant learning rate the run's first n steps are exactly a run of n steps (the same batches,
+    the same updates), so one run gives every checkpoint."""
+    import os
+
+    from . import translation
+
+    if job["schedule"] != "constant":
+        raise ValueError("checkpoints of one run equal separate runs only with a constant learning rate")
+    os.environ.setdefault("DLTOOLBOX_NO_PROGRESS", "1")
+    torch.set_num_threads(1)
+    splits = translation.make_splits(seed=0)
+    model = build_model(translation.source_vocab(), translation.target_vocab(), reverse_source=job["reverse_source"],
+                        seed=job["seed"], **MODEL)
+    scores, wanted, scoring = {}, set(job["checkpoints"]), [0.0]  # scoring: seconds spent evaluating so far
+
+    def score(steps, model):
+        if steps in wanted:
+            start = time.perf_counter()
+            m = evaluate(model, splits[job["on"]])
+            scores[steps] = {"exact_match": m["exact_match"], "bleu": m["bleu"], "scoring": scoring[0]}
+            scoring[0] += time.perf_counter() - start
+
+    history = train(model, splits["train"], num_steps=max(wanted), batch_size=BATCH_SIZE, lr=job["lr"],
+                    seed=job["seed"], schedule=job["schedule"], callback=score)
+    # training seconds to each checkpoint, without the evaluations before it
+    return {"job": job, "scores": scores,
+            "seconds": {n: history["seconds"][n - 1] - scores[n]["scoring"] for n in wanted}}
+
+
+def sweep_steps(processes=2, table="chapters/03_seq2seq/sweep.json"):
+    """The second stage of the sweep: each source order's number of steps (STEPS_GRID), with the learning
+    rate and schedule the first stage chose for it, scored on the validation pairs by exact match
+    (python -m dltoolbox.sweeps seq2seq_steps). Both orders get the same grid and seed."""
+    from . import sweeps
+    from .compare import run_parallel
+
+    chosen = sweeps.chosen(Path(__file__).resolve().parents[2] / table)
+    jobs = [{"reverse_source": arm == "reversed", "seed": seed, "on": "valid", **chosen[arm],
+             "checkpoints": list(STEPS_GRID)} for arm in ("plain", "reversed") for seed in SWEEP_SEEDS]
+    rows = []
+    for job, result in zip(jobs, run_parallel(_checkpointed, jobs, processes, desc="seq2seq steps")):
+        for steps in STEPS_GRID:
+            rows.append({"source": "reversed" if job["reverse_source"] else "plain", "steps": steps,
+                         "lr": job["lr"], "schedule": job["schedule"], "seed": job["seed"],
+                         "valid_exact_match": round(result["scores"][steps]["exact_match"], 4),
+                         "valid_bleu": round(result["scores"][steps]["bleu"], 2),
+                         "seconds": round(result["seconds"][steps], 1)})
+    return {"rows": rows, "settings": ["steps"], "metric": "valid_exact_match", "goal": "max", "arm": "source",
+            "config": {**MODEL, "batch_size": BATCH_SIZE, "seeds": list(SWEEP_SEEDS), "first_stage": table}}
+
+
+def stored_jobs(seeds=STORED_SEEDS):
+    """The notebook's runs: each source order with its chosen learning rate, schedule and steps (the two
+    stages of the sweep), one job per seed, scored on the test pairs; `python -m dltoolbox.stored seq2seq`."""
+    from . import sweeps
+
+    root = Path(__file__).resolve().parents[2] / "chapters/03_seq2seq"
+    first, steps = sweeps.chosen(root / "sweep.json"), sweeps.chosen(root / "steps_sweep.json")
+    return [{"reverse_source": arm == "reversed", "seed": seed, "on": "test", **first[arm], **steps[arm]}
+            for arm in ("reversed", "plain") for seed in seeds]
 
 
 CAPACITY_GRID = {"num_hiddens": (96, 256), "steps": (400, 1600)}

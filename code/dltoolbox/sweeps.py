@@ -36,6 +36,8 @@ SWEEPS = {
     "attention_equal_time": ("dltoolbox.attention:equal_time", "chapters/04_attention/equal_time.json"),
     "seq2seq": ("dltoolbox.seq2seq:sweep", "chapters/03_seq2seq/sweep.json"),
     "seq2seq_capacity": ("dltoolbox.seq2seq:capacity", "chapters/03_seq2seq/capacity.json"),
+    # the second stage of the seq2seq sweep: each source order's steps, with its first-stage lr and schedule
+    "seq2seq_steps": ("dltoolbox.seq2seq:sweep_steps", "chapters/03_seq2seq/steps_sweep.json"),
     "transformer": ("dltoolbox.transformer:sweep", "chapters/04_attention/transformer_sweep.json"),
     # the second stage of the transformer sweep: reads the first stage's table and writes it back extended
     "transformer_recipe": ("dltoolbox.transformer:sweep_recipe", "chapters/04_attention/transformer_sweep.json"),
@@ -153,6 +155,43 @@ def chosen(table, allow_edge=False):
         raise ValueError(f"the table's chosen settings {table.get('chosen')} are not its rows' best {derived}")
     refuse_edges(table, allow_edge or pending(table, path))
     return derived
+
+
+def _load(table):
+    return json.loads(Path(table).read_text()) if isinstance(table, (str, Path)) else table
+
+
+def setting_means(table, setting, arm=None):
+    """The mean of each numeric column over the rows of one `setting` (dict of the table's settings) and arm,
+    with the setting itself; ValueError if no row has it."""
+    table = _load(table)
+    arm_key = table.get("arm")
+    rows = [r for r in table["rows"] if all(r[k] == v for k, v in setting.items())
+            and (arm_key is None or str(r[arm_key]) == str(arm))]
+    if not rows:
+        raise ValueError(f"no row of the table has the setting {setting}" + (f" in arm {arm!r}" if arm_key else ""))
+    columns = [k for k in rows[0] if k not in table["settings"] and k != "seed" and k != arm_key
+               and all(_ordered([r.get(k)]) for r in rows)]
+    return {**setting, "seeds": len(rows), **{k: sum(r[k] for r in rows) / len(rows) for k in columns}}
+
+
+def chosen_row(table, allow_edge=False):
+    """{arm: the chosen setting with the mean of each numeric column over its seeds}, after :func:`chosen`'s checks."""
+    picks = chosen(table, allow_edge)
+    return {arm: setting_means(table, setting, arm) for arm, setting in picks.items()}
+
+
+def next_longer(table, key, allow_edge=False):
+    """{arm: the chosen setting with `key` at the next larger value tried, and its column means}: the evidence
+    that more of `key` (steps) did no better. ValueError where the chosen value is the largest tried."""
+    picks, table = chosen(table, allow_edge), _load(table)
+    out = {}
+    for arm, setting in picks.items():
+        larger = sorted({r[key] for r in table["rows"] if r[key] > setting[key]})
+        if not larger:
+            raise ValueError(f"{key} = {setting[key]} is the largest value tried" + (f" in arm {arm!r}" if arm != "None" else ""))
+        out[arm] = setting_means(table, {**setting, key: larger[0]}, arm)
+    return out
 
 
 def run(name, processes=2):

@@ -66,7 +66,11 @@ def load(root=ROOT):
     claims = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(claims, list) or not claims:
         raise ValueError(f"{path}: expected a non-empty list of claims")
-    return [check_claim(c, f"{path}: claim {i + 1}") for i, c in enumerate(claims)]
+    checked = [check_claim(c, f"{path}: claim {i + 1}") for i, c in enumerate(claims)]
+    missing = sorted({c["notebook"] for c in checked if not (Path(root) / c["notebook"]).is_file()})
+    if missing:
+        raise ValueError(f"{path}: claims name notebooks that do not exist: {', '.join(missing)}")
+    return checked
 
 
 def interval(claim, metrics):
@@ -128,6 +132,8 @@ def caveats(claim, metrics):
         out.append("interval over test items only (the trained models fixed), not over seeds")
     if claim["interval"] != "none" and int(metrics.get("seeds", 0)) < MIN_SEEDS:
         out.append(f"{metrics.get('seeds', 'no')} seeds (the rule asks for {MIN_SEEDS})")
+    if claim["interval"] == "none":
+        out.append("no interval: one number per run, judged on each kernel setting's run alone")
     return out
 
 
