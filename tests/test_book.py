@@ -77,9 +77,12 @@ def test_results_page_puts_each_paper_beside_its_measurement(html):
     page = (html / "chapters/results.html").read_text()
     glance_part = page.split('class="course-glance', 1)[1].split("</table>", 1)[0]
     rows = glance.rows(ROOT)
-    assert glance_part.count("<tr") == len(rows) + 1
-    for row in rows:
-        assert f"<strong>{row['verdict']}</strong>" in glance_part
+    cards = glance_part.split('<tr class="glance-row ')[1:]
+    assert len(cards) == len(rows), "one row per claim"
+    for card in cards:   # each claim's row has its verdict, what was measured and what the paper found
+        assert 'class="glance-badge' in card and 'class="glance-measured"' in card and 'class="glance-paper"' in card
+    for verdict, n in glance.counts(rows).items():
+        assert glance_part.count(f"</span> {verdict}</strong>") == n
     assert "Sutskever" in glance_part and "Bahdanau" in glance_part, "citations resolved to their authors"
 
 
