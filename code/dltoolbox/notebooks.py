@@ -4,8 +4,14 @@
     python -m dltoolbox.notebooks run chapters/02_ngrams  # one chapter
     python -m dltoolbox.notebooks spread                  # results of every notebook on several CPU kernels
     python -m dltoolbox.notebooks benchmark               # wall time and peak memory of every notebook
+    python -m dltoolbox.notebooks clean chapters/02_ngrams/ngrams.ipynb  # tidy stored outputs, no re-run
 
-`run` records in each notebook's metadata the machine its outputs come from. `spread` executes every
+`run` records in each notebook's metadata the machine its outputs come from, and stores no progress bar:
+its kernels run with $DLTOOLBOX_NO_PROGRESS=1, and it applies `clean` to what it stores. `clean` tidies
+stored outputs without executing anything: it removes progress bars (tqdm's text on stderr, tqdm's widgets
+and their widget state; other stderr and other widgets stay), the `True` a passing exercise check used to
+leave under its cell, and shows the `results` cell's metrics as a table of readable names (its input
+folded). `spread` executes every
 notebook (copies, never the originals) once per CPU kernel setting, two at a time, and writes the range
 of each results-cell metric to chapters/kernel_spread.json, which the Results page shows (run on some
 notebooks, it refreshes their entries and keeps the others). `benchmark`
@@ -14,9 +20,12 @@ peak memory to chapters/benchmark.json and to the table in the README (a benchma
 not a timed test).
 """
 import argparse
+import ast
+import contextlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,6 +37,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from .locations import ROOT
+from .progress import DISABLE_ENV_VAR
 
 
 def notebook_paths(paths):
@@ -86,8 +96,226 @@ def machine():
             "threads": int(os.environ.get("DLTOOLBOX_THREADS", 1))}
 
 
+@contextlib.contextmanager
+def _environment(changes):
+    """Set environment variables for the duration of the block, then put back what was there."""
+    saved = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# --- Tidying stored outputs ------------------------------------------------------------------------------
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# One tqdm bar as text: "desc:  12%|█▏   | 242/2000 [00:00<00:03, 483.59it/s]" or, without a total,
+# "desc: 242it [00:00, 483.59it/s]": elapsed time, then a rate (…/s or s/…), maybe a postfix.
+_BAR = re.compile(r"(?:\|[^|\n]*\|\s*[^\s/|]+/[^\s\[]+|\d[\d.,]*[kMGTPEZY]?[^\s\[\d]*)\s*"
+                  r"\[\d+:\d\d(?::\d\d)?(?:<[^\],\n]*)?,[^\]\n]*(?:/s|s/)[^\]\n]*\]\s*$")
+
+
+def is_progress_text(text):
+    """Whether `text` (one line, or one piece between carriage returns) is a tqdm bar."""
+    return bool(_BAR.search(text))
+
+
+def strip_progress_text(text):
+    """`text` of a stream without its tqdm bars: each line that holds only bars goes; other lines stay as
+    they were, character for character (a line mixing both keeps its other pieces)."""
+    kept = []
+    for line in re.findall(r"[^\n]*\n|[^\n]+$", text):  # lines; not str.splitlines, which splits at \r too
+        body = line.rstrip("\n")
+        pieces = body.split("\r")
+        bars = [p for p in pieces if p.strip() and is_progress_text(p)]
+        if not bars:
+            kept.append(line)
+            continue
+        rest = [p for p in pieces if p.strip() and not is_progress_text(p)]
+        if rest:
+            kept.append("".join(rest) + line[len(body):])
+    return "".join(kept)
+
+
+def _widget_refs(value):
+    """The widget model ids `value` (a widget's state, or part of it) refers to."""
+    refs = set()
+    if isinstance(value, str):
+        if value.startswith("IPY_MODEL_"):
+            refs.add(value[len("IPY_MODEL_"):])
+    elif isinstance(value, dict):
+        if isinstance(value.get("model_id"), str):
+            refs.add(value["model_id"])
+        for item in value.values():
+            refs |= _widget_refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            refs |= _widget_refs(item)
+    return refs
+
+
+def _closure(roots, state):
+    """Every model id reachable from `roots` through the widget state's references."""
+    seen, todo = set(), list(roots)
+    while todo:
+        model = todo.pop()
+        if model in seen or model not in state:
+            continue
+        seen.add(model)
+        todo += _widget_refs(state[model].get("state", {}))
+    return seen
+
+
+def _widget_state(nb):
+    return nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+
+
+def is_progress_widget(model_id, state):
+    """Whether a widget model is a tqdm bar: an HBox of an HTML label, a progress bar and an HTML label."""
+    model = state.get(model_id, {})
+    if model.get("model_name") != "HBoxModel":
+        return False
+    children = model.get("state", {}).get("children", [])
+    names = [state.get(str(c).replace("IPY_MODEL_", "", 1), {}).get("model_name") for c in children]
+    return len(names) == 3 and names[0] == names[2] == "HTMLModel" and names[1] in ("FloatProgressModel",
+                                                                                      "IntProgressModel")
+
+
+def _is_progress_view(output, state):
+    """A display of a tqdm widget (known by its widget state, else by a bar as its text stand-in)."""
+    data = output.get("data", {})
+    if output.get("output_type") not in ("display_data", "execute_result") or WIDGET_VIEW not in data:
+        return False
+    model_id = data[WIDGET_VIEW].get("model_id")
+    if model_id in state:
+        return is_progress_widget(model_id, state)
+    text = data.get("text/plain", "")
+    text = "".join(text) if isinstance(text, list) else text
+    return bool(text) and is_progress_text(text)
+
+
+def strip_progress(nb):
+    """Remove progress bars from a notebook's stored outputs, in place: tqdm's text in stderr streams,
+    the displays of tqdm widgets, and those widgets' models in the notebook's widget state. Other stderr
+    (warnings) and other widgets stay. Returns the number of outputs removed or shortened."""
+    state = _widget_state(nb)
+    changed, removed_views = 0, set()
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        outputs = []
+        for output in cell.get("outputs", []):
+            if _is_progress_view(output, state):
+                removed_views.add(output["data"][WIDGET_VIEW].get("model_id"))
+                changed += 1
+                continue
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                text = output.get("text", "")
+                text = "".join(text) if isinstance(text, list) else text
+                stripped = strip_progress_text(text)
+                if stripped != text:
+                    changed += 1
+                    if not stripped:
+                        continue
+                    output["text"] = stripped
+            outputs.append(output)
+        cell["outputs"] = outputs
+    bars = {m for m in state if is_progress_widget(m, state)} | (removed_views & set(state))
+    if bars:
+        candidates = _closure(bars, state)
+        kept = _closure(set(state) - candidates, state)
+        for model in candidates - kept:
+            del state[model]
+        if not state:
+            del nb["metadata"]["widgets"]
+    return changed
+
+
+def _ends_with_check_call(source):
+    """Whether a cell's last statement is an exercise checker's call (``check.exercise_2(...)``)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    if not tree.body or not isinstance(tree.body[-1], ast.Expr) or not isinstance(tree.body[-1].value, ast.Call):
+        return False
+    func = tree.body[-1].value.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return bool(re.fullmatch(r"exercise_\w+", name))
+
+
+def strip_check_results(nb):
+    """Remove the `True` a passing exercise check left as its cell's result, in place; the number removed."""
+    removed = 0
+    for cell in nb.get("cells", []):
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        if cell.get("cell_type") != "code" or not _ends_with_check_call(source):
+            continue
+        outputs = [o for o in cell.get("outputs", []) if not (
+            o.get("output_type") == "execute_result" and set(o.get("data", {})) == {"text/plain"}
+            and "".join(o["data"]["text/plain"]).strip() == "True")]
+        removed += len(cell.get("outputs", [])) - len(outputs)
+        cell["outputs"] = outputs
+    return removed
+
+
+def show_results_table(nb, path=None):
+    """Show the `results` cell's stored metrics as a table of readable names (chapters/metrics.yml, the
+    notebook's entry when `path` is given), as report() now displays them, and fold the cell's input; in
+    place. The dict stays as the output's text, where read_results() finds it. Returns 1 if it changed."""
+    from .results import RESULTS_TAG, names_for, report, results_cells, results_html
+
+    notebook = _name(path) if path is not None else None
+    changed = 0
+    for cell in results_cells(nb):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "hide-input" not in tags:
+            tags.insert(tags.index(RESULTS_TAG) + 1, "hide-input")
+            changed = 1
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/plain")
+            if output.get("output_type") != "execute_result" or text is None:
+                continue
+            metrics = ast.literal_eval("".join(text) if isinstance(text, list) else text)
+            report(metrics)  # validates
+            names = (names_for(metrics, notebook=notebook) if notebook else {}) or names_for(metrics)  # a copy: by keys
+            html = results_html(metrics, names)
+            if output["data"].get("text/html") != html:
+                output["data"]["text/html"] = html
+                changed = 1
+    return changed
+
+
+def clean(nb, path=None):
+    """Tidy a notebook's stored outputs in place (no execution): progress bars, stray `True`s under
+    exercise checks, the results table. `path`: where the notebook lives (for its metrics' readable names).
+    Returns {what: how many outputs changed}."""
+    return {"progress": strip_progress(nb), "check results": strip_check_results(nb),
+            "results table": show_results_table(nb, path)}
+
+
+def clean_files(paths):
+    """Apply :func:`clean` to notebooks on disk (files or folders); {path: changes} of those it rewrote."""
+    done = {}
+    for path in notebook_paths(paths):
+        notebook = nbformat.read(path, as_version=4)
+        changes = clean(notebook, path)
+        if any(changes.values()):
+            nbformat.validate(notebook)
+            nbformat.write(notebook, path)
+            done[path] = changes
+    return done
+
+
 def execute(path, timeout=900, out=None):
-    """Run a notebook top to bottom in a fresh kernel, in its own folder; write it to `out` (default: in place)."""
+    """Run a notebook top to bottom in a fresh kernel, in its own folder, with no progress bars; tidy its
+    outputs (:func:`clean`) and write it to `out` (default: in place)."""
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
@@ -98,9 +326,11 @@ def execute(path, timeout=900, out=None):
         store_widget_state=True,
         record_timing=False,
     )
-    client.execute()
+    with _environment({DISABLE_ENV_VAR: "1"}):  # the kernel inherits it: no progress bar is stored
+        client.execute()
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
+    clean(notebook, path)
     notebook.metadata.get("kernelspec", {}).update(
         {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     )
@@ -259,11 +489,20 @@ def main(argv=None):
     spread_.add_argument("--reuse", action="append", default=[], metavar="SETTING=FOLDER",
                          help="read that setting's results from notebooks already executed with it "
                               "(e.g. native=chapters: the stored outputs)")
+    clean_ = sub.add_parser("clean", help="tidy stored outputs without executing: progress bars, stray True, "
+                                          "the results table")
+    clean_.add_argument("paths", nargs="*", default=[str(ROOT / "chapters")])
     bench = sub.add_parser("benchmark", help="wall time and peak memory of each notebook, one at a time")
     bench.add_argument("paths", nargs="*", default=[str(ROOT / "chapters")])
     bench.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     bench.add_argument("--out", default=str(BENCHMARK_FILE))
     args = parser.parse_args(argv)
+    if args.command == "clean":
+        done = clean_files(args.paths)
+        for path, changes in done.items():
+            print(f"cleaned {path}: " + ", ".join(f"{what} {n}" for what, n in changes.items() if n))
+        print(f"{len(done)} notebook(s) rewritten")
+        return 0
     os.environ.setdefault("DLTOOLBOX_DEVICE", "cpu")  # stored outputs are the CPU run's
     if args.command == "benchmark":
         table = benchmark(args.paths, timeout=args.timeout, out=args.out)

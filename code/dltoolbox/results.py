@@ -6,12 +6,32 @@ import numbers
 from pathlib import Path
 
 RESULTS_TAG = "results"
+METRIC_NAMES = Path("chapters") / "metrics.yml"  # readable names and units, in the course checkout
+
+
+class Results(dict):
+    """The metrics of a `results` cell: a dict, shown in a notebook as a table with readable names.
+
+    Its text (repr, and IPython's text/plain) is the plain dict's, which :func:`read_results` reads back
+    from the stored output; Jupyter and the book show the HTML table instead.
+    """
+
+    def __init__(self, metrics, names=None):
+        super().__init__(metrics)
+        self.names = dict(names or {})
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.pretty(dict(self))
+
+    def _repr_html_(self):
+        return results_html(self, self.names)
 
 
 def report(metrics, digits=4):
-    """Return `metrics` as a plain dict of rounded numbers, for a notebook's `results` cell.
+    """Return `metrics` as a dict of rounded numbers (a :class:`Results`), for a notebook's `results` cell.
 
-    In a notebook each metric is also glued (myst-nb) under its name, so a chapter page can quote it:
+    In a notebook it shows as a table of readable names (chapters/metrics.yml) and values, and each metric is
+    also glued (myst-nb) under its name, so a chapter page can quote it:
     {glue:text}`imitation.ipynb::search_win_vs_bc:.1%`.
     """
     if not isinstance(metrics, dict) or not metrics:
@@ -28,7 +48,77 @@ def report(metrics, digits=4):
             raise ValueError(f"metric {name!r} is not finite: {value}")
         out[name] = int(value) if isinstance(value, numbers.Integral) else round(float(value), digits)
     _glue(out)
-    return out
+    return Results(out, names_for(out))
+
+
+def _metrics_file(root=None):
+    """chapters/metrics.yml of the course checkout (or of `root`), or None where there is none."""
+    from .locations import IN_CHECKOUT, ROOT
+
+    if root is not None:
+        candidates = [Path(root)]
+    else:
+        here = Path.cwd().resolve()
+        candidates = ([ROOT] if IN_CHECKOUT else []) + [here, *here.parents]
+    for folder in candidates:
+        if (folder / METRIC_NAMES).is_file():
+            return folder / METRIC_NAMES
+    return None
+
+
+def metric_names(root=None):
+    """{notebook path: {metric key: (readable name, unit)}} from chapters/metrics.yml; {} without one."""
+    path = _metrics_file(root)
+    if path is None:
+        return {}
+    try:
+        import yaml
+    except ImportError:
+        return {}
+    table = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {str(notebook): {str(key): tuple(entry) for key, entry in (metrics or {}).items()
+                            if isinstance(entry, list) and len(entry) == 2}
+            for notebook, metrics in table.items()}
+
+
+def names_for(metrics, notebook=None, root=None):
+    """The readable names of `metrics`' keys: {key: (name, unit)}, those of `notebook` (a path in the checkout)
+    if given, else of the notebook in chapters/metrics.yml that names the most of them (one in the working
+    folder first: a notebook's kernel runs in its own folder)."""
+    table = metric_names(root)
+    if not table:
+        return {}
+    if notebook is not None:
+        return dict(table.get(Path(notebook).as_posix(), {}))
+    file = _metrics_file(root)
+    here = Path.cwd().resolve()
+    home = file.parent.parent if file is not None else None
+
+    def score(item):
+        path, named = item
+        in_folder = home is not None and (home / path).parent == here
+        return sum(key in named for key in metrics), in_folder
+
+    path, named = max(table.items(), key=score)
+    return dict(named) if score((path, named))[0] else {}
+
+
+def results_html(metrics, names=None):
+    """`metrics` as a compact HTML table: each metric's readable name (its key on hover), value and unit; the
+    key itself where it has no readable name."""
+    from html import escape
+
+    names = names or {}
+    right = 'style="text-align: right; white-space: nowrap"'
+    rows = []
+    for key, value in metrics.items():
+        name, unit = names.get(key, (key, ""))
+        shown = f"{value:,}" if isinstance(value, numbers.Number) else str(value)
+        rows.append(f'<tr><td title="{escape(key)}">{escape(name)}</td><td {right}>{escape(shown)}</td>'
+                    f"<td>{escape(unit)}</td></tr>")
+    return ('<div class="pst-scrollable-table-container"><table class="table course-results-cell">'
+            f"<thead><tr><th>measured ({len(metrics)} numbers)</th><th {right}>value</th><th>unit</th></tr></thead>"
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def glue(name, value, display=True):

@@ -27,10 +27,32 @@ def expect(condition, problem, hint=None):
         raise ExerciseError(message)
 
 
+class Passed:
+    """What a passing check returns: true (``assert check.exercise_1(f)`` holds), and nothing to show.
+
+    A check cell ends with the checker's call, so a plain ``True`` would stand under the printed ✓ line as
+    the cell's result; this value displays nothing in IPython or Jupyter.
+    """
+
+    __slots__ = ("exercise",)
+
+    def __init__(self, exercise):
+        self.exercise = exercise
+
+    def __bool__(self):
+        return True
+
+    def __repr__(self):
+        return f"Passed({self.exercise!r})"
+
+    def _ipython_display_(self):
+        """Shown as nothing: the ✓ line printed by :func:`passed` says it all."""
+
+
 def passed(exercise, detail=""):
-    """Print the pass line for an exercise and return True."""
+    """Print the pass line for an exercise; return a true value that a notebook cell does not display."""
     print(f"✓ Exercise {exercise} passed" + (f": {detail}" if detail else ""))
-    return True
+    return Passed(exercise)
 
 
 def call(function, *args, exercise="", **kwargs):
