@@ -447,7 +447,6 @@ def sweep(processes=2):
 
 
 STEPS_GRID = (400, 800, 1600, 3200, 6400)  # the second stage: how long each source order trains
-STORED_SEEDS = (0, 1, 2, 3, 4, 5)  # the notebook's seeds
 
 
 def _checkpointed(job):
@@ -502,17 +501,6 @@ def sweep_steps(processes=2, table="chapters/03_seq2seq/sweep.json"):
                          "seconds": round(result["seconds"][steps], 1)})
     return {"rows": rows, "settings": ["steps"], "metric": "valid_exact_match", "goal": "max", "arm": "source",
             "config": {**MODEL, "batch_size": BATCH_SIZE, "seeds": list(SWEEP_SEEDS), "first_stage": table}}
-
-
-def stored_jobs(seeds=STORED_SEEDS):
-    """The notebook's runs: each source order with its chosen learning rate, schedule and steps (the two
-    stages of the sweep), one job per seed, scored on the test pairs; `python -m dltoolbox.stored seq2seq`."""
-    from . import sweeps
-
-    root = Path(__file__).resolve().parents[2] / "chapters/03_seq2seq"
-    first, steps = sweeps.chosen(root / "sweep.json"), sweeps.chosen(root / "steps_sweep.json")
-    return [{"reverse_source": arm == "reversed", "seed": seed, "on": "test", **first[arm], **steps[arm]}
-            for arm in ("reversed", "plain") for seed in seeds]
 
 
 CAPACITY_GRID = {"num_hiddens": (96, 256), "steps": (400, 1600)}

@@ -24,7 +24,6 @@ RETRAIN_ENV = "DLTOOLBOX_RETRAIN"
 # name -> ("module:function" returning the jobs, "module:function" training one job, weights path)
 STORED = {
     "ngrams_mlp": ("dltoolbox.neural_lm:stored_jobs", "dltoolbox.neural_lm:run", "chapters/02_ngrams/mlp_runs.pt"),
-    "seq2seq": ("dltoolbox.seq2seq:stored_jobs", "dltoolbox.seq2seq:run", "chapters/03_seq2seq/runs.pt"),
 }
 ROOT = Path(__file__).resolve().parents[2]
 KEPT = ("job", "history", "state")  # what a stored run keeps; anything else is recomputed from the weights
