@@ -10,13 +10,17 @@ cells really are processor-independent, and the asserted claims hold on other di
     pytest --nbval-cpu-kernels=native,default  # on this processor's own kernels too
     pytest --nbval-cpu-kernels=native          # plain nbval
     pytest --nbval-cpu-kernels=avx2            # AVX2 kernels in ATen and MKL
+
+It also leaves out of every compared cell's stored outputs the "needs a running kernel" note that
+``python -m dltoolbox.notebooks clean`` puts above stored controls for the static book: a fresh run never
+prints it, and the rest of the cell (the widget's text, what it prints) is still compared.
 """
 import contextlib
 import os
 
 import pytest
 
-from .notebooks import KERNEL_SETTINGS
+from .notebooks import KERNEL_SETTINGS, is_kernel_note
 
 MARK = "DLTOOLBOX_CPU_KERNELS"  # set in a forced kernel to the setting's name
 
@@ -59,6 +63,14 @@ def pytest_configure(config):
     for setting in config._dltoolbox_cpu_kernels:
         if KERNEL_SETTINGS[setting]:
             config.pluginmanager.register(KernelVariant(setting), name=f"dltoolbox-cpu-kernels-{setting}")
+
+
+def pytest_itemcollected(item):
+    """An nbval cell compares its fresh outputs with the stored ones less the book's "needs a kernel" note."""
+    from nbval.plugin import IPyNbCell
+
+    if isinstance(item, IPyNbCell):
+        item.cell.outputs = [output for output in item.cell.outputs if not is_kernel_note(output)]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -10,8 +10,11 @@
 its kernels run with $DLTOOLBOX_NO_PROGRESS=1, and it applies `clean` to what it stores. `clean` tidies
 stored outputs without executing anything: it removes progress bars (tqdm's text on stderr, tqdm's widgets
 and their widget state; other stderr and other widgets stay), the `True` a passing exercise check used to
-leave under its cell, and shows the `results` cell's metrics as a table of readable names (its input
-folded). `spread` executes every
+leave under its cell, shows the `results` cell's metrics as a table of readable names (its input
+folded), and shows stored widget controls (sliders, text boxes, dropdowns, buttons...) disabled under a
+"needs a running kernel" note with the launch hint: in the static book nothing answers them, while running
+the cell in Jupyter gives live controls (nbval, with the dltoolbox.nbval_kernels plugin, does not compare
+the note). `spread` executes every
 notebook (copies, never the originals) once per CPU kernel setting, two at a time, and writes the range
 of each results-cell metric to chapters/kernel_spread.json, which the Results page shows (run on some
 notebooks, it refreshes their entries and keeps the others). `benchmark`
@@ -292,12 +295,78 @@ def show_results_table(nb, path=None):
     return changed
 
 
+# Widget models a reader works (they have ipywidgets' `disabled` trait, or are inputs all the same):
+# without a kernel nothing answers them. Containers, labels, outputs, progress bars, layouts and styles are
+# not controls.
+CONTROL_MODELS = frozenset({
+    "BoundedFloatTextModel", "BoundedIntTextModel", "ButtonModel", "CheckboxModel", "ColorPickerModel",
+    "ColorsInputModel", "ComboboxModel", "ControllerModel", "DatePickerModel", "DatetimeModel",
+    "DropdownModel", "FileUploadModel", "FloatLogSliderModel", "FloatRangeSliderModel", "FloatSliderModel",
+    "FloatTextModel", "FloatsInputModel", "IntRangeSliderModel", "IntSliderModel", "IntTextModel",
+    "IntsInputModel", "NaiveDatetimeModel", "PasswordModel", "PlayModel", "RadioButtonsModel",
+    "SelectModel", "SelectMultipleModel", "SelectionRangeSliderModel", "SelectionSliderModel",
+    "TagsInputModel", "TextModel", "TextareaModel", "TimeModel", "ToggleButtonModel", "ToggleButtonsModel",
+})
+KERNEL_NOTE = "needs-kernel"  # the note's mark, in its output's metadata under "dltoolbox"
+KERNEL_NOTE_TEXT = ("Needs a running kernel: in the book these controls are inert and show the default below; "
+                    "launch the notebook (rocket button at the top of the page) to use them.")
+KERNEL_NOTE_HTML = ('<p class="needs-kernel" role="note" style="border-left: 4px solid #d97706; '
+                    'padding: 0.15em 0.6em; margin: 0.3em 0;">&#9888; <strong>Needs a running kernel:</strong> '
+                    "in the book these controls are inert and show the default below; launch the notebook "
+                    "(rocket button at the top of the page) to use them.</p>")
+
+
+def is_control(model):
+    """Whether a stored widget model (an entry of the widget state) is a control a reader works."""
+    return model.get("model_name") in CONTROL_MODELS or (
+        model.get("model_module") == "@jupyter-widgets/controls" and "disabled" in model.get("state", {}))
+
+
+def kernel_note():
+    """The display output put above a cell's stored controls: the label and the launch hint."""
+    return nbformat.v4.new_output("display_data", {"text/html": KERNEL_NOTE_HTML, "text/plain": KERNEL_NOTE_TEXT},
+                                  metadata={"dltoolbox": KERNEL_NOTE})
+
+
+def is_kernel_note(output):
+    """Whether a stored output is the note :func:`disable_controls` puts above controls."""
+    return isinstance(output.get("metadata"), dict) and output["metadata"].get("dltoolbox") == KERNEL_NOTE
+
+
+def disable_controls(nb):
+    """Show the stored controls as what they are in the static book, in place: every control's stored
+    state says `disabled`, and a cell whose widgets hold a control gets the note (:func:`kernel_note`) right
+    before its first widget view; a cell without one loses a note left from before. In Jupyter, running
+    the cell replaces all this with live widgets. Returns the number of models and cells changed."""
+    state = _widget_state(nb)
+    controls = {m for m, model in state.items() if is_control(model)}
+    changed = 0
+    for m in sorted(controls):
+        if state[m].setdefault("state", {}).get("disabled") is not True:
+            state[m]["state"]["disabled"] = True
+            changed += 1
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        outputs = cell.get("outputs", [])
+        kept = [o for o in outputs if not is_kernel_note(o)]
+        views = [i for i, o in enumerate(kept) if WIDGET_VIEW in o.get("data", {})]
+        shown = {kept[i]["data"][WIDGET_VIEW].get("model_id") for i in views}
+        if views and _closure(shown, state) & controls:
+            kept.insert(views[0], kernel_note())
+        if kept != outputs:
+            cell["outputs"] = kept
+            changed += 1
+    return changed
+
+
 def clean(nb, path=None):
     """Tidy a notebook's stored outputs in place (no execution): progress bars, stray `True`s under
-    exercise checks, the results table. `path`: where the notebook lives (for its metrics' readable names).
+    exercise checks, the results table, stored controls shown disabled under a "needs a running kernel"
+    note. `path`: where the notebook lives (for its metrics' readable names).
     Returns {what: how many outputs changed}."""
     return {"progress": strip_progress(nb), "check results": strip_check_results(nb),
-            "results table": show_results_table(nb, path)}
+            "results table": show_results_table(nb, path), "kernel controls": disable_controls(nb)}
 
 
 def clean_files(paths):
@@ -490,7 +559,7 @@ def main(argv=None):
                          help="read that setting's results from notebooks already executed with it "
                               "(e.g. native=chapters: the stored outputs)")
     clean_ = sub.add_parser("clean", help="tidy stored outputs without executing: progress bars, stray True, "
-                                          "the results table")
+                                          "the results table, controls that need a kernel")
     clean_.add_argument("paths", nargs="*", default=[str(ROOT / "chapters")])
     bench = sub.add_parser("benchmark", help="wall time and peak memory of each notebook, one at a time")
     bench.add_argument("paths", nargs="*", default=[str(ROOT / "chapters")])
