@@ -29,7 +29,7 @@ BAR_TEXT = re.compile(r"\d+%\|.*\|\s*\S+/\S+\s*\[|\d\s*\[\d+:\d\d.*(?:it/s|s/it)
 # Notebooks whose stored outputs are still to be cleaned. This set may only shrink: when one of them is
 # clean, the test below says so and it must be removed from here. 02_ngrams is being re-run; afterwards:
 #     python -m dltoolbox.notebooks clean chapters/02_ngrams/ngrams.ipynb
-PENDING = {"chapters/02_ngrams/ngrams.ipynb"}
+PENDING = set()
 PENDING_AT_START = {"chapters/02_ngrams/ngrams.ipynb"}
 
 

@@ -33,7 +33,7 @@ HINT = "launch the notebook (rocket button at the top of the page)"
 # of them is done, the test below says so and it must be removed from here (and from PENDING_AT_START).
 # Both are being re-run, and `notebooks run` cleans what it stores; otherwise:
 #     python -m dltoolbox.notebooks clean chapters/02_ngrams/ngrams.ipynb chapters/03_seq2seq/seq2seq.ipynb
-PENDING = {"chapters/02_ngrams/ngrams.ipynb", "chapters/03_seq2seq/seq2seq.ipynb"}
+PENDING = set()
 PENDING_AT_START = {"chapters/02_ngrams/ngrams.ipynb", "chapters/03_seq2seq/seq2seq.ipynb"}
 
 
