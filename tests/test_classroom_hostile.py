@@ -1,7 +1,10 @@
 """The grader against students who try to cheat or to harm the class (tests/fixtures/hostile/, one student each).
 
-The whole hostile class is graded once, in the sandbox, beside an honest student (ada); each test reads
-what one student got. The README's table ("For instructors") lists the same cases.
+The whole hostile class is graded once, in the sandbox, beside honest students: stripped and renamed
+(right answers, changed metadata), ben (wrong answers) and zoe (right answers, graded after everyone
+else); each test reads what one student got.
+The README's table ("For instructors") lists the same cases. Unit tests of the same defences, and the
+attacks that need a class of their own, are in tests/test_classroom_robust.py.
 """
 import csv
 import hashlib
@@ -12,7 +15,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import nbformat
 import pytest
 
 from conftest import ROOT
@@ -22,7 +27,10 @@ from dltoolbox.classroom import grading, sandbox
 FIXTURES = ROOT / "tests" / "fixtures"
 PACKAGE = ROOT / "code" / "dltoolbox"
 NO_SANDBOX = sandbox.problem()
-VICTIM = __import__("pathlib").Path("/tmp/dltoolbox-hostile-victim.txt")  # the vandal links the grader's files here
+VICTIM = Path("/tmp/dltoolbox-hostile-victim.txt")  # the vandal links the grader's files here
+VICTIM_DIR = Path("/tmp/dltoolbox-hostile-victim-dir")  # the linker puts a link to it for the kernel's folder
+KERNEL_FILES = ["kernel.json"] + [f"ipc-{n}" for n in range(1, 6)]
+DISK = 0.25  # GiB of files per sandbox (--disk), in its folder and in its /tmp each
 needs_sandbox = pytest.mark.skipif(NO_SANDBOX is not None, reason=f"no sandbox here: {NO_SANDBOX}")
 
 
@@ -60,21 +68,54 @@ def hostile(tmp_path_factory):
     os.symlink(folder / "source" / "00_practice" / "practice.ipynb", linker / "practice.ipynb")
     (folder / "submitted" / "piper" / "00_practice").mkdir(parents=True)  # a FIFO: reading it would hang
     os.mkfifo(folder / "submitted" / "piper" / "00_practice" / "practice.ipynb")
+    for student, honest in (("ben", "ben"), ("zoe", "ada")):  # wrong answers; right ones, graded last
+        shutil.copytree(FIXTURES / "submissions" / honest, folder / "submitted" / student)
+    long_path(folder / "submitted" / "longpath", 4095)  # a submission's path as long as the system allows
+    odd = os.fsencode(folder / "submitted" / "mallory") + b"/00_pr\xe4ctice"  # not UTF-8
+    os.makedirs(odd)
+    shutil.copy(FIXTURES / "submissions" / "ada" / "00_practice" / "practice.ipynb", os.fsdecode(odd))
     VICTIM.write_text("the instructor's file")
+    shutil.rmtree(VICTIM_DIR, ignore_errors=True)
+    VICTIM_DIR.mkdir()
+    for name in KERNEL_FILES:
+        (VICTIM_DIR / name).write_text("the instructor's file")
     before = {"package": package_digest(), "source": digest(folder / "source"),
               "submitted": digest(folder / "submitted")}
+    tmp = folder / "grader-tmp"  # the grader's temporary files, to see what is left
+    tmp.mkdir()
+    start = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "dltoolbox.assignments", "grade", str(folder / "submitted"),
                           "--source", str(folder / "source"), "--out", str(folder / "gradebook"),
-                          "--timeout", "10", "--notebook-timeout", "120"],
-                         capture_output=True, timeout=900, cwd=folder)
+                          "--timeout", "10", "--notebook-timeout", "120", "--disk", str(DISK)],
+                         capture_output=True, timeout=1800, cwd=folder, env=dict(os.environ, TMPDIR=str(tmp)))
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-3000:]
+    seconds = time.perf_counter() - start
     graded = (folder / "gradebook" / "grades.json").read_bytes()
     time.sleep(2)  # long enough for a surviving process to strike
     victim = VICTIM.read_text()
     VICTIM.unlink()
+    victim_dir = {p.name: p.read_text() for p in VICTIM_DIR.iterdir()}
+    shutil.rmtree(VICTIM_DIR)
     rows = json.loads(graded)["grades"]
     return {"folder": folder, "before": before, "stdout": run.stdout, "graded": graded, "rows": rows, "victim": victim,
+            "victim_dir": victim_dir, "left": sorted(os.listdir(tmp)), "seconds": seconds,
             "grades": {(r["student"], r["exercise"].replace("practice-", "")): r for r in rows}}
+
+
+def long_path(top, length, name="practice.ipynb"):
+    """ada's notebook as `name` in folders below `top`, the file's path `length` bytes long."""
+    path = os.fsencode(top)
+    while len(path) + 1 + 200 + 1 + len(name) < length:
+        path += b"/" + b"p" * 200
+    path += b"/" + b"q" * (length - len(path) - 2 - len(name))
+    os.makedirs(path)
+    shutil.copy(FIXTURES / "submissions" / "ada" / "00_practice" / "practice.ipynb", path + b"/" + name.encode())
+
+
+def outputs(hostile, student, cell):
+    """The text a cell of a student's executed copy printed."""
+    executed = hostile["folder"] / "gradebook" / "executed" / student / "00_practice" / "practice.ipynb"
+    return "".join(o.get("text", "") for o in nbformat.read(executed, as_version=4).cells[cell].outputs)
 
 
 def total(hostile, student):
@@ -91,11 +132,15 @@ def test_no_wrong_answer_earns_points(hostile, student):
 
 
 def test_the_honest_students_and_the_class_are_unharmed(hostile):
-    """Graded after the sleeper, the signaller and the vandal, correct work still gets full marks."""
-    for student in ("stripped", "vandal", "thief", "transformer", "sleeper", "signaller", "=HYPERLINK(0)"):
+    """Graded after the sleeper, the signaller, the vandal and those who try to stop the class or fill its
+    disk, correct work still gets full marks and wrong work none; every student is in the gradebook."""
+    for student in ("stripped", "vandal", "thief", "transformer", "sleeper", "signaller", "=HYPERLINK(0)", "ben",
+                    "zoe", "linker", "deep", "filler", "raiser", "copier", "longpath", "mallory"):
         assert (student, "") in hostile["grades"] or (student, "ex1-check") in hostile["grades"], student
     assert total(hostile, "stripped") == total(hostile, "renamed") == (5, 5)
     assert hostile["grades"]["stripped", "ex1-check"]["feedback"].startswith("✓ Exercise 0.1 passed")
+    assert total(hostile, "zoe") == (5, 5) and total(hostile, "ben") == (0, 5)
+    assert hostile["grades"]["zoe", "ex4-check"]["feedback"].startswith("✓ Exercise 2.2 passed")
 
 
 def test_nothing_outlives_the_sandbox_and_the_gradebook_stays_as_written(hostile):
@@ -109,6 +154,61 @@ def test_files_of_the_course_and_the_class_are_never_changed(hostile):
     assert digest(folder / "source") == before["source"], "the instructor notebooks are out of reach"
     assert digest(folder / "submitted") == before["submitted"], "no submission is changed or deleted"
     assert hostile["victim"] == "the instructor's file", "the grader never writes through the student's links"
+
+
+def test_a_link_for_the_kernels_folder_never_makes_the_grader_delete_elsewhere(hostile):
+    """The linker renames the kernel's folder and puts a link to a folder of the instructor's in its
+    place (the grader once removed kernel.json and ipc-1 to ipc-5 there at shutdown): nothing is touched."""
+    assert "replaced /sandbox/kernel" in outputs(hostile, "linker", 2)
+    assert hostile["victim_dir"] == {name: "the instructor's file" for name in KERNEL_FILES}
+    assert total(hostile, "linker") == (5, 5)
+
+
+def test_a_long_path_or_a_name_that_is_not_utf8_stops_no_one(hostile):
+    """A 4,095-byte path once stopped the class at that student; a chapter folder named in Latin-1 left no
+    gradebook at all. Both are graded, their names escaped; everyone after them too."""
+    assert total(hostile, "longpath") == total(hostile, "mallory") == (5, 5)
+    notebooks = {r["notebook"] for r in hostile["rows"] if r["student"] == "mallory"}
+    assert notebooks == {"00_pr\\xe4ctice/practice.ipynb"}
+    assert b"00_pr\\xe4ctice/practice.ipynb" in hostile["stdout"] and b"\xe4" not in hostile["stdout"]
+    assert (hostile["folder"] / "gradebook" / "grades.csv").read_text(encoding="utf-8").count("mallory") == 4
+
+
+def test_a_deep_tree_is_gone_and_nothing_is_left_on_disk(hostile):
+    """3,000 folders deep with a file at each level: the sandbox's folder is a file system of its own,
+    gone when the sandbox ends (the grader's clean-up once died on it, leaving 312 MB)."""
+    assert "levels" in outputs(hostile, "deep", 2) or "stopped at level" in outputs(hostile, "deep", 2)
+    assert total(hostile, "deep") == (5, 5)
+    assert hostile["left"] == [], "the grader leaves no temporary files"
+
+
+def test_filling_the_disk_is_stopped_at_the_quota(hostile):
+    """Files of 100 MB until the disk is full: the sandbox's folder and /tmp hold --disk each, /dev/shm 64 MiB;
+    the student graded next (zoe) is unharmed."""
+    written = {line.split()[0]: int(line.split()[2]) for line in outputs(hostile, "filler", 2).splitlines()
+               if " wrote " in line}
+    limit = int(DISK * 1024)
+    assert written["."] <= limit and written["/tmp"] <= limit and written["/dev/shm"] <= 64, written
+    assert "refused: OSError" in outputs(hostile, "filler", 2)
+    assert total(hostile, "filler") == (5, 5) and total(hostile, "zoe") == (5, 5)
+
+
+def test_error_outputs_count_against_the_output_limit(hostile):
+    """Eight cells raising 3 MB messages (each shown twice, in the message and the traceback) once made an
+    executed copy of about 50 MB: errors are output too, cut at --max-output."""
+    executed = hostile["folder"] / "gradebook" / "executed" / "raiser" / "00_practice" / "practice.ipynb"
+    assert executed.stat().st_size < 2_000_000
+    assert "[output cut at 100000 characters]" in executed.read_text()
+    assert total(hostile, "raiser") == (5, 5)
+
+
+def test_one_assignment_gets_one_grade(hostile):
+    """Three copies of one assignment once scored 15/15: the copy in the chapter's folder is graded."""
+    assert total(hostile, "copier") == (5, 5)
+    notes = sorted(r["notebook"] for r in hostile["rows"] if r["student"] == "copier" and r["exercise"] == "")
+    assert notes == ["copy/practice.ipynb", "practice.ipynb"]
+    assert all("only 00_practice/practice.ipynb is graded" in r["feedback"]
+               for r in hostile["rows"] if r["student"] == "copier" and r["exercise"] == "")
 
 
 def test_a_symlinked_or_special_submission_is_refused(hostile):

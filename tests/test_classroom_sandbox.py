@@ -22,7 +22,8 @@ try:
     out["network"] = True
 except OSError:
     out["network"] = False
-for name, path in [("package", pathlib.Path(PACKAGE) / "checks" / "new.py"), ("scratch", pathlib.Path("mine.txt"))]:
+for name, path in [("package", pathlib.Path(PACKAGE) / "checks" / "new.py"), ("scratch", pathlib.Path("mine.txt")),
+                   ("root", pathlib.Path("/new.txt")), ("dev", pathlib.Path("/dev/new.txt"))]:
     try:
         path.write_text("x")
         out[name] = "written"
@@ -45,14 +46,31 @@ def test_the_sandbox_sees_only_its_scratch_folder_and_the_package_read_only(tmp_
     sandbox.remove_cgroup(tmp_path)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout.strip().splitlines()[-1])
-    assert out["uid"] == 65534 and out["cwd"] == str(tmp_path.resolve())
+    assert out["uid"] == 65534 and out["cwd"] == sandbox.STUDENT
     assert len(out["pids"]) <= 3, "its own PID namespace: no other process is visible"
     assert out["interfaces"] == ["lo"] and out["network"] is False
     assert out["chapters"] is False and out["tests"] is False, "no instructor notebooks, no fixtures"
     assert out["hidden"] == [], "the hidden tests are masked"
     assert out["package"] == "OSError" and out["scratch"] == "written"
+    assert out["root"] == out["dev"] == "OSError", "only its own file systems are writable"
     assert out["memory"] == "MemoryError"
-    assert (tmp_path / "mine.txt").read_text() == "x"
+    assert list(tmp_path.iterdir()) == [], "its files are in a file system of its own, gone with it"
+
+
+def test_the_sandbox_limits_its_files(tmp_path):
+    """Files of 10 MB until the disk is full: each of its writable file systems stops at its size (the judge's
+    folder is one of its own, so a student who fills the working folder is still graded)."""
+    code = ("import json, os\nwritten = {}\nfor folder in ('.', '/tmp', '/dev/shm', '/sandbox/judge'):\n"
+            "    n = 0\n    try:\n        while n < 200:\n"
+            "            with open(os.path.join(folder, f'fill-{n}'), 'wb') as f:\n"
+            "                f.write(b'x' * (10 << 20))\n            n += 1\n    except OSError:\n        pass\n"
+            "    written[folder] = n * 10\nprint(json.dumps(written))\n")
+    run = subprocess.run(sandbox.command(tmp_path, sandbox.Sandbox(disk=50 << 20)) + [sys.executable, "-c", code],
+                         capture_output=True, text=True, timeout=120)
+    sandbox.remove_cgroup(tmp_path)
+    written = json.loads(run.stdout.strip().splitlines()[-1])
+    assert written["."] <= 50 and written["/tmp"] <= 50, written
+    assert written["/dev/shm"] <= sandbox.SHARED_MEMORY >> 20 and written["/sandbox/judge"] <= sandbox.JUDGE_SIZE >> 20
 
 
 def test_the_sandbox_limits_processes(tmp_path):

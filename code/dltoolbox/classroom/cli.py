@@ -39,10 +39,14 @@ def main(argv=None):
                        help="seconds per other cell, e.g. the chapter's training (default: 600)")
     grade.add_argument("--notebook-timeout", type=int, default=1800,
                        help="seconds per notebook, all cells together (default: 1800)")
+    grade.add_argument("--student-timeout", type=int, default=3600,
+                       help="seconds per student, all their notebooks together (default: 3600)")
     grade.add_argument("--max-output", type=int, default=100_000,
                        help="characters of output kept per cell (default: 100000)")
     grade.add_argument("--memory", type=float, default=8, help="GiB of memory per notebook (default: 8)")
     grade.add_argument("--processes", type=int, default=256, help="processes per notebook (default: 256)")
+    grade.add_argument("--disk", type=float, default=1,
+                       help="GiB of files per notebook in its folder, and as many in its /tmp (default: 1)")
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="grade without the sandbox (student code then runs with your permissions)")
     grade.add_argument("--force", action="store_true", help="overwrite a gradebook in --out")
@@ -64,7 +68,8 @@ def main(argv=None):
         from .grading import Limits, grade_folder
         limits = Limits(args.timeout, args.cell_timeout, args.notebook_timeout, args.max_output,
                         sandbox=not args.unsafe_no_sandbox, memory=int(args.memory * (1 << 30)),
-                        processes=args.processes)
+                        processes=args.processes, disk=int(args.disk * (1 << 30)),
+                        student_timeout=args.student_timeout)
         if args.unsafe_no_sandbox:
             print("warning: grading WITHOUT a sandbox: each student's code runs with your permissions and can read "
                   "the instructor notebooks and other submissions, change files and outlive the grader",

@@ -2,9 +2,9 @@
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from .files import shown, write_under
 
 FIELDS = ["student", "notebook", "exercise", "points", "max_points", "feedback"]
 
@@ -26,33 +26,28 @@ def spreadsheet_safe(value):
 
 def write_atomic(path, data, root):
     """Write `path` under `root` by renaming a new file over it: never through a symbolic link."""
-    path, root = Path(path), Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    folder = root
-    for part in path.parent.relative_to(root).parts:
-        folder = folder / part
-        if folder.is_symlink():
-            raise FileExistsError(f"{folder} is a symbolic link: refusing to write through it")
-        folder.mkdir(exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_under(root, Path(path).relative_to(root).parts, data)
+
+
+def _text(value):
+    """A gradebook cell: text is made valid UTF-8 (a byte that is not shows as \\xNN), numbers stay."""
+    return shown(value) if isinstance(value, str) else value
 
 
 def write_gradebook(rows, out):
-    """grades.csv (one row per student, notebook and exercise) and grades.json (rows and totals), atomically."""
-    rows = [{k: row[k] for k in FIELDS} for row in rows]
+    """grades.csv (one row per student, notebook and exercise) and grades.json (rows and totals), atomically.
+    Both are always attempted: a name or message that is not valid text is written escaped."""
+    rows = [{k: _text(row.get(k, "")) for k in FIELDS} for row in rows]
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=FIELDS)
     writer.writeheader()
     writer.writerows([{k: spreadsheet_safe(v) for k, v in row.items()} for row in rows])
-    write_atomic(Path(out) / "grades.csv", text.getvalue().encode("utf-8"), out)
+    failed = None
+    try:
+        write_atomic(Path(out) / "grades.csv", text.getvalue().encode("utf-8"), out)
+    except OSError as error:
+        failed = error
     data = json.dumps({"totals": totals(rows), "grades": rows}, indent=1, ensure_ascii=False) + "\n"
     write_atomic(Path(out) / "grades.json", data.encode("utf-8"), out)
+    if failed is not None:
+        raise failed

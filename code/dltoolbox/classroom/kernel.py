@@ -1,8 +1,10 @@
 """A submission's kernel, in its sandbox, and the judge's channel to it.
 
 :class:`GradingClient` runs the assembled notebook (nbclient), keeps at most `max_output` characters of
-output per cell (display updates and widgets included) and, after each check cell, lets the judge run
-the instructor's checkers; their calls of the student's code go through :class:`Channel`.
+output per cell (errors, display updates and widgets included) and `NOTEBOOK_OUTPUT` times that for the
+whole notebook, and, after each check cell, lets the judge run the instructor's checkers; their calls of
+the student's code go through :class:`Channel`. Messages larger than the output kept are dropped as they
+arrive (:class:`~.sandbox.SandboxKernelManager`), so the grader's memory stays bounded.
 """
 import asyncio
 import itertools
@@ -15,6 +17,7 @@ import threading
 from pathlib import Path
 
 import nbformat
+import zmq
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
@@ -22,20 +25,25 @@ from ..checks import ExerciseError
 from . import plain, sandbox
 from .exercises import nbgrader_meta
 from .judge import Interrupted, Remote, judge, rebuild_error
+from .sandbox import kernel_env
 from .text import short
+
+NOTEBOOK_OUTPUT = 50  # the whole notebook keeps at most this many times --max-output characters of output
+MAX_MESSAGE = 32 << 20  # bytes of a message from the kernel that the grader reads (or 4 times --max-output)
 
 
 class Channel:
     """The judge's way to the kernel: a request file, one kernel call, an answer file.
 
-    Both files live in a folder of the scratch space that the kernel can change at will, so the folder is
-    held open from before the kernel starts and every file is opened relative to it, never following a
-    symbolic link: whatever the student puts there, the grader writes and reads only that folder's files.
+    Both files live in a folder of the sandbox that the kernel can change at will, so the grader holds the
+    folder open from before any of the student's code runs and opens every file relative to it, never
+    following a symbolic link: whatever the student puts there, the grader writes and reads only that
+    folder's files. (`folder` is the folder's path as the kernel sees it.)
     """
 
     def __init__(self, client, folder, loop):
         self.client, self.folder, self.loop, self.count = client, Path(folder), loop, itertools.count()
-        self.fd = client.judge_fd
+        self.fd = client.km.judge_fd
 
     def _write(self, name, data):
         try:
@@ -79,14 +87,13 @@ class Channel:
 class GradingClient(NotebookClient):
     """Runs the assembled notebook; judges each check cell; keeps at most `max_output` characters per cell."""
 
-    def __init__(self, nb, judged, limits, folder, **kwargs):
+    def __init__(self, nb, judged, limits, **kwargs):
         super().__init__(nb, **kwargs)
-        self.judged, self.limits, self.folder = judged, limits, Path(folder)
+        self.judged, self.limits = judged, limits
         self.max_output, self.sizes, self.replies, self.verdicts, self.cut = limits.max_output, {}, {}, {}, set()
+        self.kept, self.max_kept = 0, NOTEBOOK_OUTPUT * limits.max_output
         self.on_cell_executed = self._record
-        self.timed_out = self.in_rpc = False
-        (self.folder / ".judge").mkdir(mode=0o755)  # before the kernel starts, held open from now on
-        self.judge_fd = os.open(self.folder / ".judge", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        self.timed_out = self.in_rpc = self.lost = False
 
     async def _async_handle_timeout(self, timeout, cell=None):
         self.timed_out = True
@@ -95,8 +102,10 @@ class GradingClient(NotebookClient):
         return await super()._async_handle_timeout(timeout, cell)
 
     def _record(self, cell, cell_index, execute_reply, **_):
-        if not self.in_rpc:
-            self.replies[cell_index] = execute_reply["content"]
+        if not self.in_rpc:  # what the feedback uses, not the traceback
+            content = execute_reply["content"]
+            self.replies[cell_index] = {key: short(content[key], limit) for key, limit in
+                                        (("status", 20), ("ename", 100), ("evalue", 1000)) if key in content}
 
     async def rpc(self, code):
         """Run one judge request in the kernel (as a cell added for the time); True when it timed out."""
@@ -111,16 +120,37 @@ class GradingClient(NotebookClient):
             self.in_rpc = False
         return self.timed_out
 
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        monitor = kc.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.iopub_monitor = zmq.Socket.shadow(monitor.underlying)  # read without waiting
+        return kc
+
+    def _iopub_lost(self):
+        """Whether the kernel's output channel was dropped: it sent a message larger than the grader reads
+        (the channel is not opened again, so no later output arrives)."""
+        try:
+            self.iopub_monitor.recv_multipart(zmq.NOBLOCK)
+            return True
+        except (zmq.Again, zmq.ZMQError, AttributeError):
+            return False
+
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
         result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         if cell_index in self.judged:
             self.verdicts[cell_index] = await self._judge(self.judged[cell_index])
+        if not self.lost and self._iopub_lost():
+            self.lost, self.iopub_timeout = True, 0  # no output will come: do not wait for it
+            self.cut.add(cell_index)
+            cell.setdefault("outputs", []).append(nbformat.v4.new_output(
+                "stream", name="stderr", text=f"[output cut: a message larger than {self.km.max_message} bytes "
+                                              "was refused, and no later output of the notebook was kept]\n"))
         return result
 
     async def _judge(self, source):
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        channel = Channel(self, self.folder / ".judge", loop)
+        channel = Channel(self, self.km.judge_folder, loop)
 
         def work():
             try:
@@ -132,26 +162,38 @@ class GradingClient(NotebookClient):
         return await done
 
     def _count(self, cell_index, content):
-        if self.in_rpc:
+        """Whether an output of `content` is kept: at most `max_output` characters per cell (all its outputs
+        together, errors too, those cut included) and `NOTEBOOK_OUTPUT` times that in the notebook."""
+        size = self.sizes.get(cell_index, 0)
+        if size > self.max_output or self.kept > self.max_kept:  # cut already: not even measured
             return False
-        size = self.sizes.get(cell_index, 0) + len(json.dumps(content))
-        self.sizes[cell_index] = size
-        return size <= self.max_output
+        added = len(json.dumps(content))
+        self.sizes[cell_index] = size + added
+        if size + added > self.max_output or self.kept + added > self.max_kept:
+            return False
+        self.kept += added
+        return True
+
+    def _cut(self, cell_index, outs):
+        if cell_index not in self.cut:
+            self.cut.add(cell_index)
+            outs.append(nbformat.v4.new_output(
+                "stream", name="stderr", text=f"[output cut at {self.max_output} characters]\n"))
 
     def output(self, outs, msg, display_id, cell_index):
-        if msg["msg_type"] != "error" and not self._count(cell_index, msg["content"]):
-            if not self.in_rpc and cell_index not in self.cut:
-                self.cut.add(cell_index)
-                outs.append(nbformat.v4.new_output(
-                    "stream", name="stderr", text=f"[output cut at {self.max_output} characters]\n"))
+        if self.in_rpc:  # the judge's requests keep no output
+            return None
+        if not self._count(cell_index, msg["content"]):
+            self._cut(cell_index, outs)
             return None
         return super().output(outs, msg, display_id, cell_index)
 
     def _update_display_id(self, display_id, msg):
-        if len(json.dumps(msg["content"])) > self.max_output:  # an update may not grow a kept output
-            for cell_index in self._display_id_map.get(display_id, {}):
+        """An update replaces a kept output: it is counted as a new output of each cell showing it."""
+        for cell_index in list(self._display_id_map.get(display_id, {})):
+            if self.in_rpc or not self._count(cell_index, msg["content"]):
                 self.cut.add(cell_index)
-            return None
+                return None
         return super()._update_display_id(display_id, msg)
 
     def handle_comm_msg(self, outs, msg, cell_index):
@@ -176,24 +218,17 @@ async def _run_with_limit(client, env, limit):
     return f"the notebook ran longer than {limit} s in all and was stopped"
 
 
-def kernel_env():
-    """The kernel's environment: what Python and the course need, none of the instructor's other variables."""
-    keep = ("PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("DLTOOLBOX_")}
-    env.setdefault("PATH", os.defpath)
-    env.update(DLTOOLBOX_NO_PROGRESS="1", PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
-    return env
-
-
-def execute(nb, judged, folder, limits):
-    """Run `nb` in a fresh (sandboxed) kernel in `folder`: (client, a problem or None)."""
-    box = sandbox.Sandbox(memory=limits.memory, processes=limits.processes)
-    km = sandbox.SandboxKernelManager(folder, box if limits.sandbox else None)
+def execute(nb, judged, workdir, limits, data=()):
+    """Run `nb` in a fresh (sandboxed) kernel: (client, a problem or None). `workdir` is an empty folder of
+    the grader's; `data` are files to copy into the kernel's working folder."""
+    box = sandbox.Sandbox(memory=limits.memory, processes=limits.processes, disk=limits.disk)
+    km = sandbox.SandboxKernelManager(workdir, box if limits.sandbox else None, data=data,
+                                      max_message=max(MAX_MESSAGE, 4 * limits.max_output))
     client = GradingClient(
-        nb, judged, limits, folder, km=km, kernel_name="python3", allow_errors=True,
+        nb, judged, limits, km=km, kernel_name="python3", allow_errors=True,
         timeout_func=lambda cell: limits.timeout if nbgrader_meta(cell) else limits.cell_timeout,
         interrupt_on_timeout=True, record_timing=False, store_widget_state=False,
-        resources={"metadata": {"path": str(folder)}})
+        resources={"metadata": {"path": km.launch_folder}})
     problem = None
     try:
         problem = asyncio.run(_run_with_limit(client, kernel_env(), limits.notebook_timeout))
@@ -207,9 +242,9 @@ def execute(nb, judged, folder, limits):
                 asyncio.run(km.shutdown_kernel(now=True))
         except Exception:  # noqa: BLE001
             pass
-        os.close(client.judge_fd)
+        km.release()
         if limits.sandbox:
-            sandbox.remove_cgroup(folder)
+            sandbox.remove_cgroup(workdir)
     return client, problem
 
 

@@ -1,7 +1,5 @@
 """Grading one submitted notebook: assemble it, run it in its sandbox, the judge's verdict per check."""
 import json
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +8,7 @@ import nbformat
 
 from .assemble import assemble, grade_id
 from .exercises import is_check, is_solution, nbgrader_meta
+from .files import remove_tree
 from .kernel import execute
 from .text import printable, short
 
@@ -24,10 +23,13 @@ class Limits:
     sandbox: bool = True          # False only with --unsafe-no-sandbox
     memory: int = 8 << 30         # bytes of address space in the sandbox
     processes: int = 256          # processes in the sandbox
+    disk: int = 1 << 30           # bytes of files in the sandbox's folder, and as many in its /tmp
+    student_timeout: int = 3600   # seconds for all of one student's notebooks together
 
 
-def grade_notebook(text, source_path, limits=None):
-    """Grade one submitted notebook (its text) against its instructor notebook: (rows, the executed notebook)."""
+def grade_notebook(text, source_path, limits=None, folder=None):
+    """Grade one submitted notebook (its text) against its instructor notebook: (rows, the executed notebook).
+    The grader's files for its kernel go in a new folder in `folder` (default: the temporary folder)."""
     limits = limits or Limits()
     source = nbformat.read(source_path, as_version=4)
     checks = [c for c in source.cells if is_check(c)]
@@ -42,12 +44,13 @@ def grade_notebook(text, source_path, limits=None):
     except Exception as error:
         reason = f"not a readable notebook ({type(error).__name__}: {short(error, 160)}); nothing was graded"
         return [dict(row, feedback=reason) for row in blank], None
-    with tempfile.TemporaryDirectory(prefix="dltoolbox-grade-") as tmp:
-        os.chmod(tmp, 0o700)
-        for extra in Path(source_path).parent.iterdir():  # the chapter's data files, not its notebooks
-            if extra.is_file() and not extra.is_symlink() and extra.suffix not in (".ipynb", ".md"):
-                shutil.copy2(extra, tmp)
-        client, problem = execute(nb, judged, tmp, limits)
+    data = [extra for extra in Path(source_path).parent.iterdir()  # the chapter's data files, not its notebooks
+            if extra.is_file() and not extra.is_symlink() and extra.suffix not in (".ipynb", ".md")]
+    workdir = tempfile.mkdtemp(prefix="dltoolbox-grade-", dir=folder)
+    try:
+        client, problem = execute(nb, judged, workdir, limits, data)
+    finally:
+        remove_tree(workdir)
     rows, trouble = [], None
     for index, cell in enumerate(nb.cells):
         reply = client.replies.get(index)

@@ -9,6 +9,13 @@ def short(text, limit=400):
 
 
 def printable(text):
-    """`text` with control characters escaped, safe to print on the instructor's terminal."""
-    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]",
-                  lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", str(text))
+    """`text` with control characters (and bytes of names that are not UTF-8) escaped, safe to print."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]",
+                  _escape, str(text))
+
+
+def _escape(match):
+    code = ord(match[0])
+    if 0xdc80 <= code <= 0xdcff:  # a byte of a file name that is not UTF-8
+        return f"\\x{code - 0xdc00:02x}"
+    return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"

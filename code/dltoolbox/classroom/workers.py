@@ -1,6 +1,7 @@
 """Worker processes: one per submitted notebook, in its own session, so that nothing in one stops the class."""
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -64,8 +65,9 @@ def _worker_entry(request_path, log_path):
         os._exit(code)
 
 
-def run_worker(text, source, limits, private, stop):
-    """Grade one notebook in a worker process; (rows, executed notebook path or None)."""
+def run_worker(text, source, limits, private, stop, stats=None):
+    """Grade one notebook in a worker process; (rows, executed notebook path or None). `stats`, a dict, gets
+    the worker's peak memory ("peak_memory", bytes of resident memory)."""
     (private / "submission.ipynb").write_text(text, encoding="utf-8")
     request = {"submission": str(private / "submission.ipynb"), "source": str(Path(source).resolve()),
                "limits": asdict(limits), "rows": str(private / "rows.json"),
@@ -85,7 +87,10 @@ def run_worker(text, source, limits, private, stop):
         sandbox.remove_cgroups_of(worker.pid)  # a killed worker could not remove its sandbox's
     try:
         result = json.loads((private / "rows.json").read_text())
-    except (OSError, ValueError):
+        if stats is not None:
+            stats["peak_memory"] = result["peak_memory"]
+        result = result["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
         if len(stop.times) > interrupts:
             raise KeyboardInterrupt from None
         log = private / "worker.log"
@@ -101,8 +106,10 @@ def worker_main(request_path):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     request = json.loads(Path(request_path).read_text())
     limits = Limits(**request["limits"])
-    rows, nb = grade_notebook(Path(request["submission"]).read_text(encoding="utf-8"), request["source"], limits)
+    rows, nb = grade_notebook(Path(request["submission"]).read_text(encoding="utf-8"), request["source"], limits,
+                              folder=Path(request_path).parent)  # removed by the class loop, even if this dies
     if nb is not None:
         nbformat.write(nb, request["executed"])
-    Path(request["rows"]).write_text(json.dumps(rows, ensure_ascii=False))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10  # kibibytes on Linux
+    Path(request["rows"]).write_text(json.dumps({"rows": rows, "peak_memory": peak}))
     return 0
