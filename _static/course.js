@@ -57,3 +57,37 @@
     start();
   }
 })();
+
+/* Accessible names the theme leaves out or contradicts: the sidebar's chapter toggles (a chevron only) get
+ * a name; buttons whose visible text says more than their label ("Search Ctrl+K", "Show code cell source")
+ * are named by that text; the colour-mode icons are hidden from assistive technology behind the button's
+ * own label.
+ */
+(() => {
+  "use strict";
+
+  function name() {
+    document.querySelectorAll(".bd-sidenav details > summary:not([aria-label])").forEach((summary) => {
+      const link = summary.closest("li") && summary.closest("li").querySelector(":scope > a");
+      summary.setAttribute("aria-label", `Pages of ${link ? link.textContent.trim() : "this section"}`);
+    });
+    document.querySelectorAll(".search-button-field[aria-label]").forEach((button) => {
+      button.removeAttribute("aria-label");
+    });
+    document.querySelectorAll(".theme-switch-button .theme-switch").forEach((icon) => {
+      icon.removeAttribute("title");
+      icon.removeAttribute("aria-labelledby");
+      icon.querySelectorAll("title").forEach((title) => title.remove());
+      icon.setAttribute("aria-hidden", "true");
+    });
+    document.querySelectorAll('summary[aria-label="Toggle hidden content"]').forEach((summary) => {
+      summary.removeAttribute("aria-label");
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", name);
+  } else {
+    name();
+  }
+})();

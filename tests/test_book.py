@@ -144,14 +144,16 @@ STATE = """() => ({
   typeset: document.querySelectorAll('mjx-container').length,
   widgets: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
   drawn: document.querySelectorAll('.jupyter-widgets.widget-container, .jupyter-widgets.widget-inline-hbox, '
-                                   + '.jupyter-widgets.widget-hbox, .jupyter-widgets.widget-vbox').length,
+                                   + '.jupyter-widgets.widget-hbox, .jupyter-widgets.widget-vbox, '
+                                   + '.jupyter-widgets.widget-output').length,
   overflow: document.documentElement.scrollWidth - window.innerWidth,
 })"""
 SETTLED = """() => (!window.MathJax || (MathJax.startup && MathJax.startup.document
                      && document.querySelectorAll('.math').length <= document.querySelectorAll('mjx-container').length))
              && document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length
                 <= document.querySelectorAll('.jupyter-widgets.widget-container, .jupyter-widgets.widget-inline-hbox, '
-                                             + '.jupyter-widgets.widget-hbox, .jupyter-widgets.widget-vbox').length"""
+                                             + '.jupyter-widgets.widget-hbox, .jupyter-widgets.widget-vbox, '
+                                             + '.jupyter-widgets.widget-output').length"""
 
 
 def chromium():

@@ -464,6 +464,13 @@ class ResultsDirective(Directive):
         return ref
 
 
+def list_items_for_citations(app, pagename, templatename, context, doctree):
+    """docutils gives each bibliography entry the deprecated role doc-biblioentry inside a role="list"
+    container, which assistive technology then reads as a list with no items: make them list items."""
+    if "body" in context and 'role="doc-biblioentry"' in context["body"]:
+        context["body"] = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
+
+
 def setup(app):
     app.add_transform(InterviewQuotes)
     app.connect("doctree-resolved", resolve_interview_links)
@@ -475,5 +482,6 @@ def setup(app):
     app.add_directive("course-results", ResultsDirective)
     app.add_directive("stored-run", StoredRunDirective)
     app.connect("doctree-read", note_stored_run)
+    app.connect("html-page-context", list_items_for_citations)
     app.add_directive("transcription-glossary", GlossaryDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "0.2", "env_version": 1}
