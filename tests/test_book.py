@@ -183,9 +183,11 @@ def browser():
         browser.close()
 
 
-def visit(browser, url, width, shot, settle=True):
-    """Open `url` at `width` with every non-file request blocked; what the page shows and what went wrong."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
+def offline_context(browser, width, **options):
+    """A browser context `width` px wide in which every non-file request is blocked and listed in `problems`.
+
+    Returns (context, problems); `options` go to browser.new_context (e.g. color_scheme="dark")."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, **options)
     problems = []
 
     def route(r):
@@ -196,6 +198,12 @@ def visit(browser, url, width, shot, settle=True):
             r.abort()
 
     context.route("**/*", route)
+    return context, problems
+
+
+def visit(browser, url, width, shot, settle=True):
+    """Open `url` at `width` with every non-file request blocked; what the page shows and what went wrong."""
+    context, problems = offline_context(browser, width)
     page = context.new_page()
     page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
     page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}")

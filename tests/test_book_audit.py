@@ -25,7 +25,7 @@ import pytest
 
 from conftest import ROOT
 from dltoolbox.book import offline
-from test_book import browser  # noqa: F401 - the fixture, used here
+from test_book import browser, offline_context  # noqa: F401 - browser: the fixture, used here
 
 REPORT = ROOT / "_build" / "audit"
 WIDTH = 1280
@@ -117,17 +117,8 @@ def audit_page(browser, path, axe):  # noqa: F811 - the fixture's value
     """Open `path` offline at 1280 px in the light scheme, audit it, switch it to the dark scheme (pydata's
     theme switch and the media query) and audit it again: {scheme: violations}, the files it loaded, and
     any problem."""
-    context = browser.new_context(viewport={"width": WIDTH, "height": 900})
-    problems, loaded, found = [], [], {}
-
-    def route(r):
-        if r.request.url.startswith("file://"):
-            r.continue_()
-        else:
-            problems.append(f"network request: {r.request.url}")
-            r.abort()
-
-    context.route("**/*", route)
+    context, problems = offline_context(browser, WIDTH)
+    loaded, found = [], {}
     page = context.new_page()
     page.set_default_timeout(120_000)
     page.on("requestfinished", lambda request: loaded.append(request.url))

@@ -18,7 +18,7 @@ import re
 import pytest
 
 from conftest import ROOT
-from test_book import browser  # noqa: F401 (the suite's Chromium, one per module)
+from test_book import browser, offline_context  # noqa: F401 (browser: the suite's Chromium, one per module)
 
 SHOTS = ROOT / "_build" / "screenshots" / "reader"
 PAGES = ["intro.html", "chapters/01_toolbox/index.html", "chapters/02_ngrams/ngrams.html", "chapters/transcript.html"]
@@ -52,17 +52,7 @@ CONTRAST = """(el) => {
 
 def open_page(browser, url, width, scheme="light"):
     """A new page at `width` in the light or dark colour scheme, every non-file request blocked, at `url`."""
-    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
-    problems = []
-
-    def route(r):
-        if r.request.url.startswith("file://"):
-            r.continue_()
-        else:
-            problems.append(f"network request: {r.request.url}")
-            r.abort()
-
-    context.route("**/*", route)
+    context, problems = offline_context(browser, width, color_scheme=scheme)
     page = context.new_page()
     page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
     page.goto(url, wait_until="load")

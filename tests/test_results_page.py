@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from test_book import browser  # noqa: F401 (the suite's Chromium, one per module)
 from dltoolbox import results
 from dltoolbox.book import glance, verdicts
 
@@ -174,18 +175,6 @@ def test_every_metric_is_folded_per_notebook_and_closed(html):
 
 
 # --- the page in a browser ----------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements.txt")
-    from test_book import chromium
-
-    executable = chromium()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
 
 LAYOUT = """() => {
   const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.right, r.top, r.bottom]; };

@@ -148,7 +148,7 @@ def test_every_committed_table_still_reads_as_its_notebook_reads_it(monkeypatch)
     scaling.chosen_learning_rates(json.loads((ROOT / LR_SWEEP).read_text()))
 
 
-def test_chosen_row_and_next_longer_read_the_chosen_setting_and_the_one_with_more_steps():
+def test_chosen_row_reads_the_chosen_setting_and_setting_means_any_other():
     rows = [{"lr": lr, "steps": steps, "seed": seed, "loss": loss + 0.1 * seed, "weight": 0.2 + seed / 10}
             for (lr, steps, loss) in [(0.01, 100, 3.0), (0.01, 200, 2.0), (0.01, 400, 2.5),
                                       (0.003, 100, 3.5), (0.003, 200, 2.8), (0.003, 400, 2.6),
@@ -158,12 +158,7 @@ def test_chosen_row_and_next_longer_read_the_chosen_setting_and_the_one_with_mor
     row = sweeps.chosen_row(t)["None"]
     assert row["lr"] == 0.01 and row["steps"] == 200 and row["seeds"] == 2
     assert row["loss"] == pytest.approx(2.05) and row["weight"] == pytest.approx(0.25)
-    longer = sweeps.next_longer(t, "steps")["None"]
-    assert longer["steps"] == 400 and longer["loss"] == pytest.approx(2.55) and longer["lr"] == 0.01
-    at_top = table([r for r in rows if not (r["lr"] == 0.01 and r["steps"] == 200)], settings=("lr", "steps"))
-    with pytest.raises(ValueError, match="edge"):  # the chosen 400 steps is the largest tried: refused first
-        sweeps.next_longer(at_top, "steps")
-    with pytest.raises(ValueError, match="largest value tried"):
-        sweeps.next_longer(at_top, "steps", allow_edge=True)
+    longer = sweeps.setting_means(t, {"lr": 0.01, "steps": 400})
+    assert longer["loss"] == pytest.approx(2.55) and longer["seeds"] == 2
     with pytest.raises(ValueError, match="no row"):
         sweeps.setting_means(t, {"lr": 0.1, "steps": 200})

@@ -15,12 +15,11 @@ It also leaves out of every compared cell's stored outputs the "needs a running 
 ``python -m dltoolbox.notebooks clean`` puts above stored controls for the static book: a fresh run never
 prints it, and the rest of the cell (the widget's text, what it prints) is still compared.
 """
-import contextlib
 import os
 
 import pytest
 
-from .notebooks import KERNEL_SETTINGS, is_kernel_note
+from .notebooks import KERNEL_SETTINGS, environment, is_kernel_note
 
 MARK = "DLTOOLBOX_CPU_KERNELS"  # set in a forced kernel to the setting's name
 
@@ -33,21 +32,6 @@ def parse_kernels(value):
         raise pytest.UsageError(f"--nbval-cpu-kernels: unknown or no setting ({value!r}); "
                                 f"choose one or more of {', '.join(KERNEL_SETTINGS)}")
     return names
-
-
-@contextlib.contextmanager
-def environment(changes):
-    """Set environment variables for the duration of the block, then put back what was there."""
-    saved = {key: os.environ.get(key) for key in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def pytest_addoption(parser):

@@ -100,7 +100,7 @@ def machine():
 
 
 @contextlib.contextmanager
-def _environment(changes):
+def environment(changes):
     """Set environment variables for the duration of the block, then put back what was there."""
     saved = {key: os.environ.get(key) for key in changes}
     os.environ.update(changes)
@@ -395,7 +395,7 @@ def execute(path, timeout=900, out=None):
         store_widget_state=True,
         record_timing=False,
     )
-    with _environment({DISABLE_ENV_VAR: "1"}):  # the kernel inherits it: no progress bar is stored
+    with environment({DISABLE_ENV_VAR: "1"}):  # the kernel inherits it: no progress bar is stored
         client.execute()
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)

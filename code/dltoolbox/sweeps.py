@@ -188,19 +188,6 @@ def chosen_row(table, allow_edge=False):
     return {arm: setting_means(table, setting, arm) for arm, setting in picks.items()}
 
 
-def next_longer(table, key, allow_edge=False):
-    """{arm: the chosen setting with `key` at the next larger value tried, and its column means}: the evidence
-    that more of `key` (steps) did no better. ValueError where the chosen value is the largest tried."""
-    picks, table = chosen(table, allow_edge), _load(table)
-    out = {}
-    for arm, setting in picks.items():
-        larger = sorted({r[key] for r in table["rows"] if r[key] > setting[key]})
-        if not larger:
-            raise ValueError(f"{key} = {setting[key]} is the largest value tried" + (f" in arm {arm!r}" if arm != "None" else ""))
-        out[arm] = setting_means(table, {**setting, key: larger[0]}, arm)
-    return out
-
-
 def run(name, processes=2):
     """Run the registered sweep `name` and return its finished table."""
     if name not in SWEEPS:

@@ -58,18 +58,12 @@ def open_folder(root, parts=(), create=False, dir_fd=None):
     return fd
 
 
-def read_under(root, parts, limit):
-    """The text of the regular file `root`/`parts` (never through a link), or None; past `limit` bytes an error."""
+def read_regular(path, limit, dir_fd=None):
+    """The text of a regular file (never through a symbolic link), or None; larger than `limit` is an error."""
     try:
-        folder = open_folder(root, parts[:-1])
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
-    try:
-        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
-    except OSError:
-        return None
-    finally:
-        os.close(folder)
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode):
@@ -77,6 +71,18 @@ def read_under(root, parts, limit):
         if info.st_size > limit:
             raise ValueError(f"the file is larger than {limit >> 20} MB")
         return f.read(limit + 1).decode("utf-8", errors="replace")
+
+
+def read_under(root, parts, limit):
+    """The text of the regular file `root`/`parts` (never through a link), or None; past `limit` bytes an error."""
+    try:
+        folder = open_folder(root, parts[:-1])
+    except OSError:
+        return None
+    try:
+        return read_regular(parts[-1], limit, dir_fd=folder)
+    finally:
+        os.close(folder)
 
 
 def write_under(root, parts, data):

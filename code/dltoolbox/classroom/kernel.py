@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import pickle
-import stat
 import subprocess
 import threading
 from pathlib import Path
@@ -23,6 +22,7 @@ from nbclient.exceptions import DeadKernelError
 
 from ..checks import ExerciseError
 from . import plain, sandbox
+from .files import read_regular
 from .exercises import nbgrader_meta
 from .judge import Interrupted, Remote, judge, rebuild_error
 from .sandbox import kernel_env
@@ -246,18 +246,3 @@ def execute(nb, judged, workdir, limits, data=()):
         if limits.sandbox:
             sandbox.remove_cgroup(workdir)
     return client, problem
-
-
-def read_regular(path, limit, dir_fd=None):
-    """The text of a regular file (never through a symbolic link), or None; larger than `limit` is an error."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        if info.st_size > limit:
-            raise ValueError(f"the file is larger than {limit >> 20} MB")
-        return f.read(limit + 1).decode("utf-8", errors="replace")
