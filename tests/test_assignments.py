@@ -192,15 +192,15 @@ def test_instructor_notebook_and_right_answers_score_full_marks(graded):
 
 @pytest.mark.parametrize("student, exercise, feedback", [
     ("ben", "ex1-check", "Hint: divide by len(xs), not len(xs) - 1"),          # wrong answers
-    ("ben", "ex2-check", "the prediction does not match the measurement"),
-    ("ben", "ex3-check", "should have variance 1"),
+    ("ben", "ex2-check", "gave a wrong answer. Hint: variance is a mean of squared distances"),
+    ("ben", "ex3-check", "gave a wrong answer. Hint: divide by the standard deviation"),
     ("ben", "ex4-check", "Hint: count every position of the sample, repeats included"),  # chapter 2's checker
     ("cleo", "ex1-check", "your function raised ZeroDivisionError"),          # code that raises
-    ("cleo", "ex2-check", "your solution cell failed: ZeroDivisionError"),
-    ("cleo", "ex3-check", "NameError: name 'undefined_scale' is not defined"),
+    ("cleo", "ex2-check", "your solution cell raised ZeroDivisionError"),
+    ("cleo", "ex3-check", "your function raised NameError"),  # the name, never the message
     ("dan", "ex3-check", "ran longer than 5 s and was interrupted"),           # endless loop
-    ("finn", "ex1-check", "NameError: name 'mean' is not defined"),            # deleted helper
-    ("finn", "ex3-check", "NameError: name 'mean' is not defined"),
+    ("finn", "ex1-check", "your function raised NameError"),                    # deleted helper
+    ("finn", "ex3-check", "your function raised NameError"),
     ("gus", "ex1-check", "not valid JSON"),                                    # broken file
     ("gus", "ex3-check", "not valid JSON"),
     ("hana", "ex1-check", "this locked cell was edited; the original was used"),  # tampered check

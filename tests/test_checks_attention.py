@@ -4,16 +4,24 @@ import pytest
 import torch
 from torch import nn
 
-from dltoolbox.attention import masked_softmax
+from dltoolbox.attention import AdditiveAttention, masked_softmax
 from dltoolbox.checks import ExerciseError
 from dltoolbox.checks import attention as check
 
 
 # ---- reference solutions -----------------------------------------------------------------------
 
-def additive_weights(query, keys, mask, W_q, W_k, v):
-    scores = torch.tanh((query @ W_q.T)[:, None, :] + keys @ W_k.T) @ v  # (B, T)
+def additive_weights(query, keys, mask, W_q, W_k, v, coverage, w_c):
+    scores = torch.tanh((query @ W_q.T)[:, None, :] + keys @ W_k.T + coverage[..., None] * w_c) @ v  # (B, T)
     return masked_softmax(scores, mask)
+
+
+def without_coverage(query, keys, mask, W_q, W_k, v, coverage, w_c):
+    """The package's AdditiveAttention with the given weights: not the exercise's answer."""
+    module = AdditiveAttention(W_q.shape[1], W_k.shape[1], W_q.shape[0])
+    with torch.no_grad():
+        module.W_q.weight.copy_(W_q), module.W_k.weight.copy_(W_k), module.v.weight.copy_(v[None])
+    return module(query, keys, mask)[1]
 
 
 def attention_entropy(weights):
@@ -67,6 +75,12 @@ def _fails(k, solution, *fragments):
         assert fragment in str(info.value)
 
 
+def test_the_visible_check_works_without_the_hidden_reference(monkeypatch):
+    monkeypatch.setattr(check, "reference", lambda module, name: None)
+    assert check.exercise_1(additive_weights) is None
+    _fails(1, without_coverage, "course's own")
+
+
 def test_unimplemented_exercise_says_so():
     def todo(*args):
         raise NotImplementedError()
@@ -74,10 +88,12 @@ def test_unimplemented_exercise_says_so():
 
 
 def test_wrong_answers_fail_with_hints():
-    _fails(1, lambda q, k, m, Wq, Wk, v: torch.softmax(torch.tanh((q @ Wq.T)[:, None] + k @ Wk.T) @ v, -1),
-           "padded positions", "Hint: set the scores of padded positions")
-    _fails(1, lambda q, k, m, Wq, Wk, v: masked_softmax(((q @ Wq.T)[:, None] + k @ Wk.T) @ v, m),
-           "differ from v^T tanh")
+    _fails(1, lambda q, k, m, Wq, Wk, v, c, wc: torch.softmax(
+        torch.tanh((q @ Wq.T)[:, None] + k @ Wk.T + c[..., None] * wc) @ v, -1),
+        "padded positions", "Hint: set the scores of padded positions")
+    _fails(1, lambda q, k, m, Wq, Wk, v, c, wc: masked_softmax(((q @ Wq.T)[:, None] + k @ Wk.T + c[..., None] * wc) @ v,
+                                                             m), "differ from v^T tanh")
+    _fails(1, without_coverage, "course's own AdditiveAttention")
     _fails(2, lambda w: -(w * w.log()).sum(-1), "NaN", "xlogy")
     _fails(2, lambda w: -(w * torch.log2(w.clamp_min(1e-30))).sum(-1), "wrong entropies")
 

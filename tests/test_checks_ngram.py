@@ -5,12 +5,25 @@ from dltoolbox.checks import ExerciseError
 from dltoolbox.checks import ngram as check
 
 
-def bigram_table(text, vocab, k):
+def counts_of(text, vocab):
     index = {c: i for i, c in enumerate(vocab)}
     counts = np.zeros((len(vocab), len(vocab)))
     for a, b in zip(text, text[1:]):
         counts[index[a], index[b]] += 1
-    counts += k
+    return counts
+
+
+def bigram_table(text, vocab, d):
+    """Absolute discounting, the mass removed spread evenly; a never-followed character gets a uniform row."""
+    counts, V = counts_of(text, vocab), len(vocab)
+    totals, followers = counts.sum(1, keepdims=True), (counts > 0).sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = (np.maximum(counts - d, 0) + d * followers / V) / totals
+    return np.where(totals > 0, table, 1 / V)
+
+
+def add_k(text, vocab, k):
+    counts = counts_of(text, vocab) + k
     return counts / counts.sum(axis=1, keepdims=True)
 
 
@@ -38,21 +51,34 @@ def test_reference_solutions_pass(hidden, capsys):
 
 def test_exercise_1_catches_columns_and_missing_smoothing():
     with pytest.raises(ExerciseError, match="Hint: columns sum to 1 instead"):
-        check.exercise_1(lambda t, v, k: bigram_table(t, v, k).T)
-    no_k = lambda t, v, k: bigram_table(t, v, 1e-300)  # noqa: E731
+        check.exercise_1(lambda t, v, d: bigram_table(t, v, d).T)
+    no_d = lambda t, v, d: bigram_table(t, v, 1e-300)  # noqa: E731
     with pytest.raises(ExerciseError, match="0 or negative|differ"):
-        check.exercise_1(no_k)
+        check.exercise_1(no_d)
 
-    def forgets_k_in_denominator(text, vocab, k):
-        counts = bigram_table(text, vocab, 1e-300) * 0
-        for a, b in zip(text, text[1:]):
-            counts[vocab.index(a), vocab.index(b)] += 1
-        return (counts + k) / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    def no_uniform_rows(text, vocab, d):
+        table = bigram_table(text, vocab, d)
+        table[counts_of(text, vocab).sum(1) == 0] = 0
+        return table
 
-    with pytest.raises(ExerciseError, match="rows should sum to 1"):
-        check.exercise_1(forgets_k_in_denominator)
+    with pytest.raises(ExerciseError, match="0 or negative"):
+        check.exercise_1(no_uniform_rows)
     with pytest.raises(ExerciseError, match="not implemented yet"):
         check.exercise_1(lambda t, v, k: (_ for _ in ()).throw(NotImplementedError()))
+
+
+def test_exercise_1_add_k_is_the_package_not_the_answer():
+    """Add-k smoothing (the package's NGramModel) is not what exercise 2.1 asks for."""
+    with pytest.raises(ExerciseError, match="course's own add-k smoothing") as raised:
+        check.exercise_1(add_k)
+    assert raised.value.kind == "package"
+
+
+def test_exercise_1_without_the_hidden_reference(monkeypatch):
+    monkeypatch.setattr(check, "reference", lambda module, name: None)
+    assert check.exercise_1(bigram_table)
+    with pytest.raises(ExerciseError):
+        check.exercise_1(add_k)
 
 
 def test_exercise_2_catches_distinct_counting_and_off_by_one():

@@ -1,7 +1,7 @@
 """The judge on the chapters' own checkers: each check cell's checker calls, visible and hidden, run in this
 process on answers that come back as plain data, as from a sandboxed kernel (here the "kernel" is a
-namespace in this process, holding the chapter's own solutions)."""
-import ast
+namespace in this process). The instructor's solutions earning full marks, in a kernel of their own, and
+what a student may do to the kernel are in test_classroom_trust.py."""
 import json
 import math
 import pickle
@@ -9,16 +9,13 @@ import pickle
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from conftest import ROOT
-from dltoolbox import attention, fewshot, frozen, games, imitation, ngram, seq2seq, transfer, translation
 from dltoolbox.classroom import exercises, judge, probe
 from dltoolbox.classroom.kernel import Channel
+from test_classroom_trust import CHECKS
 
 CHAPTERS = ROOT / "chapters"
-NEEDS_NOTEBOOK = {"seq2seq-ex2-check", "replays-ex6-check", "frozen-ex3-check", "lminit-ex3-check"}  # trained models
 
 
 class LocalChannel(Channel):
@@ -32,76 +29,41 @@ class LocalChannel(Channel):
         ask, answer = self.folder / f"request-{self.n}.pkl", self.folder / f"answer-{self.n}.json"
         ask.write_bytes(pickle.dumps(req))
         probe.serve(str(ask), str(answer))
-        return self.answer(answer.read_text(), False, 60)
-
-
-def cells(path):
-    nb = json.loads(path.read_text())
-    return [(exercises.nbgrader_meta(c), "".join(c["source"])) for c in nb["cells"] if exercises.nbgrader_meta(c)]
-
-
-def namespace(path):
-    """The notebook's imports (every import statement of its code cells), and the package's usual names."""
-    nb = json.loads(path.read_text())
-    ns = {}
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            try:
-                tree = ast.parse("".join(cell["source"]))
-            except SyntaxError:
-                continue
-            for node in tree.body:
-                if isinstance(node, (ast.Import, ast.ImportFrom)):
-                    try:
-                        exec(compile(ast.Module([node], []), str(path), "exec"), ns)
-                    except Exception:  # noqa: BLE001
-                        pass
-    ns.update({"torch": torch, "nn": nn, "F": F, "np": np, "math": math, "games": games, "imitation": imitation,
-          "attention": attention, "fewshot": fewshot, "frozen": frozen, "transfer": transfer, "ngram": ngram,
-          "s2s": seq2seq, "seq2seq": seq2seq, "tr": translation, "translation": translation})
-    return ns
+        return judge.answer_of(answer.read_text(), handle=lambda key: judge.Remote(self, ("kept", key), "value"),
+                               seconds=60)
 
 
 NOTEBOOKS = sorted(CHAPTERS.glob("[0-9][0-9]_*/*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_the_chapters_solutions_pass_the_judge_and_stubs_do_not(path, tmp_path, monkeypatch):
-    ns = namespace(path)
-    monkeypatch.setattr(probe, "_namespace", lambda: ns)
+def test_stubs_earn_nothing_and_say_how(path, tmp_path, monkeypatch):
+    """Every check cell of every chapter, its student's names all answering 0.0: a failure in the judge's words."""
+    nb = json.loads(path.read_text())
     judged = 0
-    for meta, source in cells(path):
-        if meta.get("solution"):
-            try:
-                exec(source, ns)
-            except Exception:  # noqa: BLE001 (a solution that needs the notebook's earlier cells)
-                continue
-        elif meta.get("grade") and meta["grade_id"] not in NEEDS_NOTEBOOK:
-            names = {a[1] for _, _, args, _, _ in exercises.checker_calls(source) for a in args if a[0] == "name"}
-            if not names <= set(ns):
-                continue
-            ok, feedback = judge.judge(source, LocalChannel(ns, tmp_path))
-            assert ok, (meta["grade_id"], feedback)
-            assert "hidden tests passed" in feedback
-            stub = dict(ns)
-            for name in names:
-                stub[name] = lambda *args, **kwargs: 0.0
-            monkeypatch.setattr(probe, "_namespace", lambda: stub)
-            ok, feedback = judge.judge(source, LocalChannel(stub, tmp_path))
-            monkeypatch.setattr(probe, "_namespace", lambda: ns)
-            assert not ok and feedback.startswith("✗"), (meta["grade_id"], feedback)
-            judged += 1
-    assert judged >= 1, "at least one exercise of each notebook is judged here"
+    for cell in nb["cells"]:
+        meta = exercises.nbgrader_meta(cell)
+        if not exercises.is_check(cell):
+            continue
+        source = CHECKS.get(meta["grade_id"], "".join(cell["source"]))
+        names = {a[1] for _, _, args, _, _ in exercises.checker_calls(source) for a in args if a[0] == "name"}
+        stub = {name: (lambda *args, **kwargs: 0.0) for name in names}
+        monkeypatch.setattr(probe, "_namespace", lambda: stub)
+        ok, feedback = judge.judge(source, LocalChannel(stub, tmp_path))
+        assert not ok and feedback.startswith("✗ Exercise "), (meta["grade_id"], feedback)
+        assert "(visible test" in feedback and "0.0" not in feedback, feedback
+        judged += 1
+    assert judged >= 1, "every chapter notebook has exercises"
 
 
 def test_answers_cross_as_plain_data_only():
     from dltoolbox.classroom import plain
 
     value = {1: (np.arange(3, dtype=np.int64), torch.ones(2, 2, requires_grad=True)), "x": [float("nan"), None]}
-    back = plain.loads(plain.dumps(value))
-    assert isinstance(back[1][0], np.ndarray) and back[1][0].tolist() == [0, 1, 2]
-    assert torch.equal(back[1][1].detach(), torch.ones(2, 2)) and back[1][1].requires_grad
-    assert math.isnan(back["x"][0]) and back["x"][1] is None
+    for back in (plain.loads(plain.dumps(value)), judge.answer_of(json.dumps({"ok": plain.encode(value)}))):
+        assert isinstance(back[1][0], np.ndarray) and back[1][0].tolist() == [0, 1, 2]
+        assert torch.equal(back[1][1].detach(), torch.ones(2, 2)) and back[1][1].requires_grad
+        assert math.isnan(back["x"][0]) and back["x"][1] is None
 
     class Anything(float):
         def __eq__(self, other):
@@ -113,3 +75,19 @@ def test_answers_cross_as_plain_data_only():
                 '{"ndarray": "float64", "shape": [3], "data": [1]}']:
         with pytest.raises(ValueError):
             plain.loads(bad)
+        with pytest.raises(judge.ExerciseError, match="could not be read"):
+            judge.answer_of(json.dumps({"ok": json.loads(bad)}))
+
+
+def test_the_student_s_exceptions_are_rebuilt_by_name_only():
+    error = judge.rebuild_error("ValueError", "the hidden case was [3.0]")
+    assert type(error) is ValueError and str(error) == "" and error.remote and error.builtin
+    for name in ("ExerciseError", "LEAKED_3_1_3", "AssertionError ", ""):
+        error = judge.rebuild_error(name, "a message")
+        assert type(error) is judge.StudentError and not error.builtin and error.name is None and str(error) == ""
+    assert isinstance(judge.rebuild_error("KeyboardInterrupt"), judge.Interrupted)
+    with pytest.raises(ZeroDivisionError) as info:
+        judge.answer_of(json.dumps({"raised": "ZeroDivisionError", "builtin": True, "message": "SECRET"}))
+    assert "SECRET" not in str(info.value)
+    with pytest.raises(judge.Interrupted, match="stopped"):
+        judge.answer_of(json.dumps({"raised": "SystemExit"}), interrupted=judge.Interrupted("stopped"))

@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import call, expect, hidden_cases, passed, probe
+from . import call, expect, hidden_cases, not_the_package, passed, probe, reference, stored
 from ..attention import AdditiveAttention, causal_mask, padding_mask
 
 
@@ -12,20 +12,34 @@ def _close(a, b, atol=1e-5):
     return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a, b, atol=atol, rtol=1e-4)
 
 
-def exercise_1(additive_weights, hidden=False):
-    """4.1: additive attention weights softmax(v^T tanh(W_q q + W_k k_j)) with padding masked out."""
-    seed, (B, T, Cq, Ck, H), scale = hidden_cases(__name__, "exercise_1") if hidden else (1, (2, 4, 2, 3, 5), 1.0)
+VISIBLE_1 = (1, (2, 4, 2, 3, 5), 1.0)  # seed, (B, T, Cq, Ck, H), scale of the weights
+
+
+def _additive_case(seed, sizes, scale):
+    """The inputs of exercise 4.1: query, keys, mask, W_q, W_k, v, coverage, w_c."""
+    B, T, Cq, Ck, H = sizes
     g = torch.Generator().manual_seed(seed)
-    reference = AdditiveAttention(Cq, Ck, H)
-    with torch.no_grad():
-        for p in reference.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * scale)
+    W_q, W_k = torch.randn(H, Cq, generator=g) * scale, torch.randn(H, Ck, generator=g) * scale
+    v = torch.randn(H, generator=g) * scale
     query, keys = torch.randn(B, Cq, generator=g), torch.randn(B, T, Ck, generator=g)
-    lengths = torch.tensor([T, 1, 2, T - 1, 3][:B])
-    mask = padding_mask(lengths, T)
-    _, expected = reference(query, keys, mask)
-    args = (query, keys, mask, reference.W_q.weight.detach(), reference.W_k.weight.detach(),
-            reference.v.weight.detach()[0])
+    mask = padding_mask(torch.tensor([T, 1, 2, T - 1, 3][:B]), T)
+    coverage = torch.rand(B, T, generator=g) * 2 * mask                  # attention already paid to each word
+    w_c = torch.randn(H, generator=g) * 2 * scale
+    return query, keys, mask, W_q, W_k, v, coverage, w_c
+
+
+def exercise_1(additive_weights, hidden=False):
+    """4.1: additive attention with coverage, softmax(v^T tanh(W_q q + W_k k_j + w_c c_j)), padding masked out.
+
+    The package's AdditiveAttention has no coverage term: the weights are compared with the instructor's
+    reference (or, in a student's copy of the package, the visible case's stored weights).
+    """
+    case = hidden_cases(__name__, "exercise_1") if hidden else VISIBLE_1
+    args = _additive_case(*case)
+    query, keys, mask, W_q, W_k, v, coverage, w_c = args
+    B, T = mask.shape
+    weights_of = reference(__name__, "coverage_weights")
+    expected = weights_of(*args) if weights_of is not None else torch.tensor(stored("attention.exercise_1"))
     got = call(additive_weights, *args, exercise="4.1")
     expect(isinstance(got, torch.Tensor) and got.shape == (B, T),
            f"expected weights of shape (B, T) = {(B, T)}, got {getattr(got, 'shape', type(got).__name__)}",
@@ -34,10 +48,16 @@ def exercise_1(additive_weights, hidden=False):
            "set the scores of padded positions to -inf before the softmax (scores.masked_fill(~mask, ...))")
     expect(torch.allclose(got.sum(-1), torch.ones(B), atol=1e-5), "the weights of a sentence do not sum to one",
            "the softmax runs over the source axis, the last one")
-    expect(_close(got, expected), "the weights differ from v^T tanh(W_q q + W_k k_j) followed by a softmax",
-           "W_q has shape (H, Cq): W_q q is query @ W_q.T; add it to every position of keys @ W_k.T, "
-           "then tanh, then multiply by v")
-    passed("4.1", "additive attention weights match the package's AdditiveAttention")
+    module = AdditiveAttention(W_q.shape[1], W_k.shape[1], W_q.shape[0])
+    with torch.no_grad():
+        module.W_q.weight.copy_(W_q), module.W_k.weight.copy_(W_k), module.v.weight.copy_(v[None])
+    without = module(query, keys, mask)[1].detach()
+    not_the_package(_close(got, without) and not _close(expected, without), "4.1",
+                    "AdditiveAttention (attention weights without coverage)", "the weights with the coverage term")
+    expect(_close(got, expected), "the weights differ from v^T tanh(W_q q + W_k k_j + w_c c_j) followed by a softmax",
+           "W_q has shape (H, Cq): W_q q is query @ W_q.T; add it to every position of keys @ W_k.T, add "
+           "coverage[..., None] * w_c, then tanh, then multiply by v")
+    passed("4.1", "additive attention weights with coverage")
 
 
 def exercise_2(attention_entropy, hidden=False):
@@ -88,7 +108,7 @@ def exercise_3(make_attention, hidden=False):
            "score = (W(keys) * query[:, None, :]).sum(-1), then mask, then softmax over the source")
     expect(_close(got["context"], torch.bmm(weights[:, None], keys)[:, 0]),
            "the context is not the weighted sum of the keys", "context = (weights[:, :, None] * keys).sum(1)")
-    expect(_close(got["projected_context"], got["context"]),
+    expect(_close(got["projected_context"], torch.bmm(weights[:, None], keys)[:, 0]),
            "forward(query, keys, mask, projected_keys) must use project_keys' output",
            "the attention decoder computes project_keys(enc_outputs) once and passes it to every step")
     passed("4.3", "multiplicative attention has the same interface and drops into the decoder")

@@ -1,38 +1,52 @@
 """Checks for the exercises of chapter 2 (n-gram language models)."""
 import numpy as np
 
-from . import call, expect, hidden_cases, passed
+from . import call, expect, hidden_cases, not_the_package, passed, reference, stored
 from .. import ngram
 
 
-def _reference_table(text, vocab, k):
+VISIBLE_1 = [("abracadabra", "abcdr", 0.5), ("abracadabra", "abcdrz", 0.9)]  # text, vocabulary, discount d
+
+
+def _add_k_table(text, vocab, k):
+    """The add-k table of the package's NGramModel (what exercise 2.1 does not ask for)."""
     model = ngram.NGramModel(2, "add_k", k=k).fit(text, vocab=vocab)
     order = [model.index[c] for c in vocab]
     return np.stack([model.distribution([c])[order] for c in vocab])
 
 
 def exercise_1(bigram_table, hidden=False):
-    """Exercise 2.1: an add-k bigram table, rows = previous character, columns = next character."""
-    cases = [("abracadabra", "abcdr", 1.0), ("abracadabra", "abcdrz", 0.1)]
+    """Exercise 2.1: a bigram table with absolute discounting, rows = previous character, columns = next.
+
+    P(b | a) = (max(c(ab) − d, 0) + d · n(a) / V) / c(a·), n(a) the number of different characters seen
+    after a; a row whose character is never followed by anything is uniform.
+    """
+    cases, reference_table = VISIBLE_1, reference(__name__, "discounted_table")
     if hidden:
         cases = hidden_cases(__name__, "exercise_1")
-    for text, vocab, k in cases:
-        table = np.asarray(call(bigram_table, text, list(vocab), k, exercise="2.1"), dtype=float)
+    wanted = ([reference_table(t, list(v), d) for t, v, d in cases] if reference_table is not None else
+              [np.array(w) for w in stored("ngram.exercise_1")])
+    for (text, vocab, d), expected in zip(cases, wanted):
+        table = np.asarray(call(bigram_table, text, list(vocab), d, exercise="2.1"), dtype=float)
         V = len(vocab)
         expect(table.shape == (V, V), f"for {len(vocab)} symbols the table should be {(V, V)}, got {table.shape}",
                "one row per previous character, one column per next character")
-        expect((table > 0).all(), f"k={k}: some entries are 0 or negative",
-               "add k to every count, seen or not, before normalising")
+        expect((table > 0).all(), f"d={d}: some entries are 0 or negative",
+               "every character gets a share of the mass removed by discounting, seen after a or not")
         rows, cols = table.sum(axis=1), table.sum(axis=0)
         expect(np.allclose(rows, 1.0),
                f"rows should sum to 1 (they sum to {np.round(rows, 3).tolist()})",
                "columns sum to 1 instead? normalise each row: P(next | previous)"
-               if np.allclose(cols, 1.0) else "divide by the row's total count plus k times the vocabulary size")
-        expected = _reference_table(text, list(vocab), k)
+               if np.allclose(cols, 1.0) else "divide by c(a·), the number of times a is followed by something")
+        add_k = _add_k_table(text, list(vocab), d)
+        not_the_package(np.allclose(table, add_k, atol=1e-9) and not np.allclose(expected, add_k, atol=1e-9), "2.1",
+                        "add-k smoothing (ngram.NGramModel(2, 'add_k', k=d))", "absolute discounting")
         worst = np.abs(table - expected).max()
-        expect(worst < 1e-9, f"text={text!r}, k={k}: entries differ from add-k by up to {worst:.4f}",
-               "count pairs (text[i], text[i + 1]) only; the last character has no next one")
-    return passed("2.1", "hidden cases too" if hidden else "rows are add-k bigram distributions")
+        expect(worst < 1e-9, f"text={text!r}, d={d}: entries differ from absolute discounting by up to {worst:.4f}",
+               "subtract d from every count seen (never below 0), spread d × n(a) / c(a·) evenly over the V "
+               "characters; a character never followed by anything (the last one, or one not in the text) gets "
+               "the uniform row")
+    return passed("2.1", "hidden cases too" if hidden else "rows are absolutely discounted bigram distributions")
 
 
 def exercise_2(copied_fraction, hidden=False):

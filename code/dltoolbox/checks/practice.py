@@ -25,7 +25,7 @@ def exercise_2(predicted_factor, variance, hidden=False):
     measured = doubled / plain
     expect(predicted == round(measured), "the prediction does not match the measurement",
            "variance is a mean of squared distances: doubling a distance multiplies its square by 4")
-    return passed("0.2", f"factor {measured:.1f}")
+    return passed("0.2", "the predicted factor matches the measured one")
 
 
 def exercise_3(standardise, hidden=False):

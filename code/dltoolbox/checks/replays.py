@@ -2,26 +2,38 @@
 import numpy as np
 import torch
 
-from . import call, expect, hidden_cases, passed, probe
+from . import call, expect, hidden_cases, is_remote, not_the_package, passed, probe, reference, stored
 from .expected import EXPECTED
-from ..games import Games, legal_mask, sample_moves, tactics
-from ..imitation import wilson_interval
+from ..games import Games, legal_mask, sample_moves
+from ..imitation import BoardNet, wilson_interval
 
 
-def exercise_1(wilson, hidden=False):
-    """Exercise 5.1: the Wilson score interval."""
-    cases = [(340, 400), (200, 400), (0, 400)] + (hidden_cases(__name__, "exercise_1") if hidden else [])
-    for k, n in cases:
-        got = call(wilson, k, n, exercise="5.1")
-        expect(isinstance(got, tuple) and len(got) == 2, f"wilson({k}, {n}) should return a (low, high) tuple")
+VISIBLE_1 = [(340, 400), (200, 400), (0, 400), (3, 5)]  # wins, games
+
+
+def exercise_1(agresti_coull, hidden=False):
+    """Exercise 5.1: the Agresti-Coull interval (the package holds Wilson's, imitation.wilson_interval)."""
+    cases, interval = VISIBLE_1, reference(__name__, "agresti_coull")
+    if hidden:
+        cases = cases + hidden_cases(__name__, "exercise_1")
+    wanted = [interval(k, n) for k, n in cases] if interval is not None else stored("replays.exercise_1")
+    for (k, n), want in zip(cases, wanted):
+        got = call(agresti_coull, k, n, exercise="5.1")
+        expect(isinstance(got, tuple) and len(got) == 2, f"agresti_coull({k}, {n}) should return a (low, high) tuple")
         low, high = (float(x) for x in got)
-        want = wilson_interval(k, n)
-        expect(low <= k / n <= high, f"wilson({k}, {n}) = ({low:.4f}, {high:.4f}) does not contain p = {k / n:.4f}",
+        expect(low <= k / n <= high,
+               f"agresti_coull({k}, {n}) = ({low:.4f}, {high:.4f}) does not contain p = {k / n:.4f}",
                "the interval is centred near p, pulled towards 1/2")
+        wilson = wilson_interval(k, n)
+        same = abs(low - wilson[0]) < 1e-9 and abs(high - wilson[1]) < 1e-9
+        not_the_package(same and abs(wilson[1] - want[1]) > 1e-6,
+                        "5.1", "Wilson interval (imitation.wilson_interval)", "the Agresti-Coull interval")
         expect(abs(low - want[0]) < 1e-6 and abs(high - want[1]) < 1e-6,
-               f"wilson({k}, {n}) = ({low:.4f}, {high:.4f}), expected ({want[0]:.4f}, {want[1]:.4f})",
-               "centre (p + z²/2n) / (1 + z²/n), half-width z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n)")
-    return passed("5.1", "your interval matches Wilson's on every case")
+               f"agresti_coull({k}, {n}) = ({low:.4f}, {high:.4f}), expected ({want[0]:.4f}, {want[1]:.4f})",
+               "add z²/2 wins and z²/2 losses: n~ = n + z², p~ = (k + z²/2) / n~; "
+               "then p~ ± z·sqrt(p~(1 − p~)/n~), "
+               "clipped to [0, 1]")
+    return passed("5.1", "your interval matches Agresti and Coull's on every case")
 
 
 def _prior_and_values(seed):
@@ -114,7 +126,7 @@ def exercise_4(kl_divergence, hidden=False):
            "weight the log-ratio by the reference's probabilities")
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5,
                                msg="your KL differs from the reference (mask illegal moves before the softmax)")
-    return passed("5.4", f"KL = {float(got):.4f} nats on the check's positions")
+    return passed("5.4", "KL(reference || policy) on the check's positions")
 
 
 def _loss_and_gradient(policy_gradient_loss, logits, moves, rewards):
@@ -141,21 +153,58 @@ def exercise_5(policy_gradient_loss, hidden=False):
     loss = got["loss"]
     expect(not torch.allclose(loss, -want), "the sign is flipped: minimising your loss would make winning moves rarer",
            "the loss is minus the reward-weighted log-probability")
-    torch.testing.assert_close(loss, want, msg="your loss differs from -mean(reward * log pi(move))")
-    expect(float(got["grad"][2].abs().sum()) == 0, "a drawn game (reward 0) must give no gradient")
+    expect(isinstance(loss, torch.Tensor) and loss.shape == want.shape and torch.allclose(loss, want, atol=1e-6),
+           "your loss differs from -mean(reward * log pi(move))", "average over the positions, minus sign in front")
+    grad = got["grad"]
+    expect(isinstance(grad, torch.Tensor) and grad.shape == logits.shape and float(grad[2].abs().sum()) == 0,
+           "a drawn game (reward 0) must give no gradient", "the reward multiplies the log-probability")
+    reference_logits = logits.clone().requires_grad_(True)
+    want_grad = torch.autograd.grad(
+        -(rewards * torch.log_softmax(reference_logits, 1).gather(1, moves[:, None])[:, 0]).mean(), reference_logits)[0]
+    expect(torch.allclose(grad, want_grad, atol=1e-6), "the gradient of your loss is not the REINFORCE gradient",
+           "build the loss from log_probs with tensor operations only, so that autograd sees all of it")
     return passed("5.5", "winning moves become likelier, losing ones rarer")
 
 
+def _own_net():
+    """A small network of the checker's own (seeded), so that the policy can be compared with its weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        net = BoardNet(num_hiddens=32)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.mul_(3.0)  # sharper than at initialisation: far from uniform, far from symmetric
+    return net.eval()
+
+
 def exercise_6(symmetric_probs, net, hidden=False):
-    """Exercise 5.6: a policy made exactly left-right symmetric by averaging over the mirror image."""
+    """Exercise 5.6: a policy made exactly left-right symmetric by averaging over the mirror image.
+
+    The answer is compared with what the network's weights give: on the checker's own network (whose
+    results are stored, or computed by the instructor's reference) and, with the instructor's reference,
+    on the network given. Under the grader the network given lives in the student's kernel: only the
+    checker's own network is used.
+    """
     boards = _random_positions(hidden_cases(__name__, "exercise_6") if hidden else 0, 12)
     masks = legal_mask(boards)
-    got = np.asarray(call(symmetric_probs, net, boards.copy(), masks.copy(), exercise="5.6"), dtype=float)
-    expect(got.shape == masks.shape, f"expected shape {masks.shape}, got {got.shape}")
-    expect(np.allclose(got.sum(1), 1) and np.all(got[~masks] == 0), "rows must sum to 1 with 0 on illegal moves")
-    mirrored = np.asarray(call(symmetric_probs, net, boards[:, :, ::-1].copy(), masks[:, ::-1].copy(),
-                               exercise="5.6"), dtype=float)
-    expect(np.allclose(mirrored[:, ::-1], got, atol=1e-6),
-           "mirroring the board should mirror your probabilities exactly",
-           "average the net's probabilities on the board and, flipped back, on its mirror image")
+    symmetric = reference(__name__, "symmetric")
+    own = _own_net()
+    cases = [(own, boards, masks, symmetric(own, boards, masks) if symmetric is not None else
+              np.array(stored("replays.exercise_6")))]
+    if not is_remote(net):
+        cases.append((net, boards, masks, symmetric(net, boards, masks) if symmetric is not None else None))
+    for model, b, m, want in cases:
+        got = np.asarray(call(symmetric_probs, model, b.copy(), m.copy(), exercise="5.6"), dtype=float)
+        expect(got.shape == m.shape, f"expected shape {m.shape}, got {got.shape}")
+        expect(np.allclose(got.sum(1), 1) and np.all(got[~m] == 0), "rows must sum to 1 with 0 on illegal moves")
+        mirrored = np.asarray(call(symmetric_probs, model, b[:, :, ::-1].copy(), m[:, ::-1].copy(),
+                                   exercise="5.6"), dtype=float)
+        expect(mirrored.shape == got.shape and np.allclose(mirrored[:, ::-1], got, atol=1e-6),
+               "mirroring the board should mirror your probabilities exactly",
+               "average the net's probabilities on the board and, flipped back, on its mirror image")
+        if want is not None:
+            expect(np.allclose(got, want, atol=1e-5),
+                   "your probabilities are not the network's, averaged over the board and its mirror image",
+                   "use the network you are given: imitation.policy_probs(net, boards, masks), and the same on "
+                   "the mirrored boards, flipped back")
     return passed("5.6", "the policy is now exactly symmetric")

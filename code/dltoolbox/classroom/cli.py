@@ -81,5 +81,5 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"stopped: the gradebook holds the notebooks graded so far", file=sys.stderr)
+        print("stopped: the gradebook holds the notebooks graded so far", file=sys.stderr)
         return 130

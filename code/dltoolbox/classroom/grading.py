@@ -20,7 +20,7 @@ from ..locations import checkout_path
 from ..notebooks import notebook_paths
 from . import files, sandbox
 from .assemble import HIDDEN_BLOCK, SOLUTION_BLOCK, assemble
-from .gradebook import FIELDS, spreadsheet_safe, totals, write_atomic, write_gradebook
+from .gradebook import FIELDS, spreadsheet_safe, totals, write_gradebook
 from .kernel import GradingClient
 from .notebook import Limits, blank_rows, grade_notebook
 from .text import printable, short

@@ -24,7 +24,7 @@ from ..checks import ExerciseError
 from . import plain, sandbox
 from .files import read_regular
 from .exercises import nbgrader_meta
-from .judge import Interrupted, Remote, judge, rebuild_error
+from .judge import Interrupted, Remote, answer_of, judge
 from .sandbox import kernel_env
 from .text import short
 
@@ -66,22 +66,14 @@ class Channel:
         return self.answer(read_regular(answer, plain.MAX_BYTES, dir_fd=self.fd), timed_out, limit)
 
     def answer(self, text, timed_out, limit):
-        """The kernel's answer as plain data, or the student's error rebuilt here."""
+        """The kernel's answer as plain data, or the student's error rebuilt here (by name only)."""
         interrupted = Interrupted(f"✗ your code ran longer than {limit} s and was interrupted (an endless loop?)")
         if text is None:
             if timed_out:
                 raise interrupted
             raise ExerciseError("✗ no answer came back from the notebook's kernel (did it stop?)")
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ExerciseError("✗ the notebook's answer could not be read")
-        if "raised" in data:
-            error = rebuild_error(str(data.get("raised")), short(data.get("message", ""), 2000))
-            raise interrupted if isinstance(error, Interrupted) else error
-        try:
-            return plain.decode(data.get("ok"), handle=lambda key: Remote(self, ("kept", key), "value"))
-        except ValueError as error:
-            raise ExerciseError(f"✗ the notebook's answer could not be read ({error})") from None
+        return answer_of(text, handle=lambda key: Remote(self, ("kept", key), "value"), seconds=limit,
+                         interrupted=interrupted)
 
 
 class GradingClient(NotebookClient):

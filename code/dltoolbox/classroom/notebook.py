@@ -9,6 +9,7 @@ import nbformat
 from .assemble import assemble, grade_id
 from .exercises import is_check, is_solution, nbgrader_meta
 from .files import remove_tree
+from .judge import BUILTIN_ERRORS
 from .kernel import execute
 from .text import printable, short
 
@@ -59,7 +60,8 @@ def grade_notebook(text, source_path, limits=None, folder=None):
             if reply and reply.get("ename") == "NotImplementedError":
                 trouble = "not answered: your solution cell still raises NotImplementedError"
             elif reply and reply.get("status") == "error":
-                trouble = f"your solution cell failed: {short(reply.get('ename'))}: {short(reply.get('evalue'), 200)}"
+                name = reply.get("ename")  # never its message: the student's text stays out of the gradebook
+                trouble = f"your solution cell raised {name if name in BUILTIN_ERRORS else 'an exception'}"
         if index not in judged:
             continue
         gid, points = grade_id(cell), float(nbgrader_meta(cell).get("points", 0))

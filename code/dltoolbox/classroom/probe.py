@@ -1,8 +1,11 @@
 """The student's side of the grader: run one request in the kernel, write the answer as plain data.
 
 The grader writes a request (pickled by the grader, read here), runs ``serve(request, answer)`` in the
-kernel and reads the answer file (JSON, see :mod:`dltoolbox.classroom.plain`). Whatever the student's
-code does to this module only changes that student's own answers.
+kernel and reads the answer file (JSON, see :func:`dltoolbox.classroom.judge.answer_of`). This module runs
+in the student's kernel, beside the student's code, which can replace it, or the helpers a request names,
+or anything they call: so nothing here is trusted. What comes back is treated as the student's answer
+(the return value of the student's function, or of a checker's helper run on the student's objects), and
+the judge's checkers compare it with references they compute on their own side from the same inputs.
 """
 import json
 import pickle

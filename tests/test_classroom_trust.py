@@ -1,0 +1,702 @@
+"""What the judge trusts: nothing that runs in the student's kernel.
+
+The "kernel" here is a separate Python process holding the student's definitions, served the way the
+grader's kernel is (``dltoolbox.classroom.probe.serve`` looked up there at every request, so a student's code
+may replace it or anything it calls); the judge runs in this process. Four ways a determined student broke
+the judge, each tried here and each earning nothing:
+
+1. forging the probe (a checker's helper, or the probe itself, replaced in the kernel);
+2. sending the hidden cases back through the feedback (exception messages, returned text), or keeping the
+   judge busy decoding a crafted answer;
+3. one call of the course's own implementation as the answer (the exercises whose neighbour the package
+   holds ask for something it does not compute, and say so when the answer is the package's);
+4. and, the other way round, the instructor's own solution of every chapter exercise earns full marks.
+
+Exercises whose notebook solution must change with the checks (the new exercise, in SOLUTIONS below) are
+graded with that new solution; once the notebooks hold it, SOLUTIONS and CHECKS may be emptied.
+"""
+import ast
+import json
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT
+from dltoolbox.classroom import exercises, judge
+from dltoolbox.classroom.kernel import Channel
+
+CHAPTERS = ROOT / "chapters"
+PRACTICE = ROOT / "tests" / "fixtures" / "source" / "00_practice" / "practice.ipynb"
+
+# --- the new solution and check cells of the exercises whose answer the package held -------------------
+
+SOLUTIONS = {
+    "ngrams-ex1-solution": '''def bigram_table(text, vocab, d):
+    """Bigram probabilities with absolute discounting: row = previous symbol, column = next symbol, shape (V, V)."""
+    ### BEGIN SOLUTION
+    index = {c: i for i, c in enumerate(vocab)}
+    counts = np.zeros((len(vocab), len(vocab)))
+    for a, b in zip(text, text[1:]):
+        counts[index[a], index[b]] += 1
+    V = len(vocab)
+    totals = counts.sum(axis=1, keepdims=True)           # c(a·)
+    followers = (counts > 0).sum(axis=1, keepdims=True)  # n(a): the different characters seen after a
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = (np.maximum(counts - d, 0) + d * followers / V) / totals
+    return np.where(totals > 0, table, 1 / V)
+    ### END SOLUTION
+
+
+for d in (0.5, 0.9):
+    row = bigram_table(train, vocab, d)[vocab.index("q")]
+    print(f"d = {d}: P(u | q) = {row[vocab.index('u')]:.3f}, "
+          f"mass on letters never seen after q = {row[[c not in after_q for c in vocab]].sum():.3f}")
+''',
+    "seq2seq-ex2-solution": '''def exact_match_by_beam(model, pairs, beam_sizes, alpha):
+    # {k: fraction of pairs whose beam-k translation, ranked by log P / (tokens + 1) ** alpha, is the reference}.
+    ### BEGIN SOLUTION
+    out = {}
+    for k in beam_sizes:
+        hits = 0
+        for src, tgt in pairs:
+            candidates = s2s.beam_search(model, src, k)  # [(tokens, log P)], the highest log P first
+            best = max(candidates, key=lambda c: c[1] / (len(c[0]) + 1) ** alpha)[0]
+            hits += best == list(tgt)
+        out[k] = hits / len(pairs)
+    return out
+    ### END SOLUTION
+
+
+medium = [p for p in splits["test"] if 13 <= len(p[0]) <= 17][:30]
+for alpha in (0.0, 1.0):
+    print(f"alpha = {alpha}:",
+          {k: round(v, 3) for k, v in exact_match_by_beam(demo_model, medium, (1, 4), alpha).items()})
+''',
+    "attention-ex1-solution": '''def additive_weights(query, keys, mask, W_q, W_k, v, coverage, w_c):
+    """Weights (B, T) of v^T tanh(W_q q + W_k k_j + w_c c_j), softmax over j, zero at padding."""
+    ### BEGIN SOLUTION
+    features = (query @ W_q.T)[:, None, :] + keys @ W_k.T + coverage[..., None] * w_c  # (B, T, H)
+    scores = torch.tanh(features) @ v  # (B, T)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1)
+    ### END SOLUTION
+''',
+    "replays-ex1-solution": '''def agresti_coull(wins, games, z=1.96):
+    """The 95% Agresti-Coull interval (low, high) for `wins` out of `games`."""
+    ### BEGIN SOLUTION
+    n = games + z * z
+    p = (wins + z * z / 2) / n
+    half = z * np.sqrt(p * (1 - p) / n)
+    return max(0.0, p - half), min(1.0, p + half)
+    ### END SOLUTION
+''',
+    "fewshot-ex1-solution": '''def nearest_logits(support, support_y, query, n_way):
+    """Minus squared distance from each query to the nearest support example of each class: (E, Q, N)."""
+    ### BEGIN SOLUTION
+    d = ((query.unsqueeze(2) - support.unsqueeze(1)) ** 2).sum(-1)  # (E, Q, M)
+    same = torch.nn.functional.one_hot(support_y, n_way).bool()  # (E, M, N)
+    d = d.unsqueeze(-1).masked_fill(~same.unsqueeze(1), float("inf"))  # (E, Q, M, N)
+    return -d.min(2).values
+    ### END SOLUTION
+''',
+    "fewshot-ex2-solution": '''import math
+
+
+def episodes_needed(accuracies, half_width):
+    """The fewest episodes whose 95% half-width 1.96 · s / √n is at most `half_width`, s from a pilot run."""
+    ### BEGIN SOLUTION
+    s = torch.as_tensor(accuracies, dtype=torch.float64).std(unbiased=True).item()
+    return math.ceil((1.96 * s / half_width) ** 2)
+    ### END SOLUTION
+''',
+    "frozen-ex3-solution": '''def naming_chance_gap(lm, vision, images, labels, n_way, generator):
+    """Forced-choice accuracy of (lm, vision) at N ways over 300 episodes, its chance level, the gap, and the gap
+    as a share of the way from chance to a perfect score."""
+    ### BEGIN SOLUTION
+    r = fz.fewshot_naming(lm, vision, images, labels, n_way=n_way, num_episodes=300, generator=generator)
+    gap = r["forced_choice"] - r["chance"]
+    return {"forced_choice": r["forced_choice"], "chance": r["chance"], "gap": gap,
+            "normalised_gap": gap / (1 - r["chance"])}
+    ### END SOLUTION
+
+
+word_vision = fz.WordPrefix(lm.tok_emb, fz.encode(" ".join(fz.DIGITS)))
+word_vision.load_state_dict(runs["word", 0]["vision_state"])
+for n in (2, 3, 4):
+    g = naming_chance_gap(lm, word_vision, test_X, test_y, n, generator(9))
+    print(f"N = {n}: forced choice {g['forced_choice']:.3f}, chance {g['chance']:.3f}, gap {g['gap']:+.3f}, "
+          f"normalised {g['normalised_gap']:+.3f}")
+''',
+    "lminit-ex1-solution": '''def copy_by_name(source, target, mapping):
+    """Copy source tensors into the leading block of target tensors, by name; ValueError first if one does not fit."""
+    ### BEGIN SOLUTION
+    src, dst = dict(source.named_parameters()), dict(target.named_parameters())
+    for t, s in mapping.items():
+        if src[s].dim() != dst[t].dim() or any(a > b for a, b in zip(src[s].shape, dst[t].shape)):
+            raise ValueError(f"{s} {tuple(src[s].shape)} does not fit into {t} {tuple(dst[t].shape)}")
+    with torch.no_grad():
+        for t, s in mapping.items():
+            dst[t][tuple(slice(0, n) for n in src[s].shape)].copy_(src[s])
+    ### END SOLUTION
+''',
+    "lminit-ex2-solution": '''import types
+
+
+def freeze_module(module):
+    """No gradients and no change for `module`: it computes as in evaluation mode, whatever mode its model is in."""
+    ### BEGIN SOLUTION
+    for p in module.parameters():
+        p.requires_grad_(False)
+    module.eval()
+    module.train = types.MethodType(lambda self, mode=True: self, module)  # a later model.train() keeps it in eval
+    ### END SOLUTION
+''',
+    "lminit-ex3-solution": '''def low_data_effect(random_model, lm_model, pairs, min_length):
+    """BLEU of the two models on the pairs whose source has at least min_length tokens, the difference, and the
+    long pairs that only one of the two translates exactly right."""
+    ### BEGIN SOLUTION
+    long_pairs = [(s, t) for s, t in pairs if len(s) >= min_length]
+    r, l = seq2seq.evaluate(random_model, long_pairs), seq2seq.evaluate(lm_model, long_pairs)
+    right_r = [h == list(t) for h, (_, t) in zip(r["hypotheses"], long_pairs)]
+    right_l = [h == list(t) for h, (_, t) in zip(l["hypotheses"], long_pairs)]
+    return {"random": r["bleu"], "lm_init": l["bleu"], "difference": l["bleu"] - r["bleu"],
+            "lm_only": sum(b and not a for a, b in zip(right_r, right_l)),
+            "random_only": sum(a and not b for a, b in zip(right_r, right_l))}
+    ### END SOLUTION
+
+
+random_2pct = transfer.translator_from_state(runs["2%", "random", 0]["state"])
+lm_2pct = transfer.translator_from_state(runs["2%", "LM", 0]["state"])
+effect = low_data_effect(random_2pct, lm_2pct, test, 13)
+print(f"long sentences (13+ tokens), seed 0: BLEU random {effect['random']:.2f}, LM {effect['lm_init']:.2f}, "
+      f"difference {effect['difference']:+.2f}; exactly right with one model only: LM {effect['lm_only']}, "
+      f"random {effect['random_only']}; whole test set: "
+      f"{final['2%', 'LM', 0]['bleu'] - final['2%', 'random', 0]['bleu']:+.2f}")
+''',
+    "scale-ex1-solution": '''def count_training_flops(model, n_tokens):
+    """6 · (the weights that multiply: matrices outside embedding tables) · tokens."""
+    ### BEGIN SOLUTION
+    embedded = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    N = sum(p.numel() for p in model.parameters() if p.dim() >= 2 and id(p) not in embedded)
+    return 6 * N * n_tokens
+    ### END SOLUTION
+
+
+print(f"the probe model: 6·N·D = {count_training_flops(probe, tokens):,} FLOPs with N = "
+      f"{count_training_flops(probe, 1) // 6:,} weights that multiply; PyTorch counted {counted['total']:,}")
+''',
+    "scale-ex2-solution": '''def size_for_loss(L, fit):
+    """The N at which L(N) = a·N^(−α) + c predicts the loss L; ValueError when the law never gets there."""
+    ### BEGIN SOLUTION
+    if L <= fit["c"]:
+        raise ValueError(f"the law never reaches a loss of {L}: it only tends to c = {fit['c']}")
+    return (fit["a"] / (L - fit["c"])) ** (1 / fit["alpha"])
+    ### END SOLUTION
+''',
+    "scale-ex3-solution": '''import math
+
+
+def isoflop_optimum(runs, budget):
+    """The N at the minimum of a parabola in log N through the sizes' seed-averaged losses at D = budget / 6N."""
+    ### BEGIN SOLUTION
+    sizes, losses = [], []
+    for N in sorted({r["N"] for r in runs}):
+        values = [sc.loss_at_tokens(r, budget / (6 * N)) for r in runs if r["N"] == N]
+        if all(v is not None for v in values):
+            sizes.append(N)
+            losses.append(sum(values) / len(values))
+    if len(sizes) < 3:
+        return None
+    a, b, _ = np.polyfit(np.log(sizes), losses, 2)
+    return math.exp(-b / (2 * a)) if a > 0 else None
+    ### END SOLUTION
+
+
+for C in BUDGETS:
+    n_star = isoflop_optimum(runs, C)
+    print(f"C = {C:.0e}: " + (f"the parabola's minimum at N = {n_star:,.0f}" if n_star else
+                              "no minimum (fewer than 3 sizes, or no upturn)")
+          + f"; the best size tried: {optima[C]['best_N']:,}")
+''',
+}
+
+CHECKS = {
+    "replays-ex1-check": '''from dltoolbox.checks import replays as check
+
+check.exercise_1(agresti_coull)
+for n in (100, 400):
+    low, high = agresti_coull(round(0.9 * n), n)
+    w_low, w_high = imitation.wilson_interval(round(0.9 * n), n)
+    print(f"90% of {n} games: Agresti-Coull [{low:.3f}, {high:.3f}], Wilson [{w_low:.3f}, {w_high:.3f}]")
+### BEGIN HIDDEN TESTS
+assert check.exercise_1(agresti_coull, hidden=True)
+### END HIDDEN TESTS''',
+    "fewshot-ex1-check": '''from dltoolbox.checks import reuse as check
+check.exercise_1(nearest_logits)
+### BEGIN HIDDEN TESTS
+check.exercise_1(nearest_logits, hidden=True)
+### END HIDDEN TESTS''',
+    "fewshot-ex2-check": '''from dltoolbox.checks import reuse as check
+check.exercise_2(episodes_needed)
+### BEGIN HIDDEN TESTS
+check.exercise_2(episodes_needed, hidden=True)
+### END HIDDEN TESTS''',
+    "scale-ex2-check": '''from dltoolbox.checks import scale as check
+check.exercise_2(size_for_loss)
+### BEGIN HIDDEN TESTS
+check.exercise_2(size_for_loss, hidden=True)
+### END HIDDEN TESTS''',
+    "scale-ex3-check": '''from dltoolbox.checks import scale as check
+check.exercise_3(isoflop_optimum)
+### BEGIN HIDDEN TESTS
+check.exercise_3(isoflop_optimum, hidden=True)
+### END HIDDEN TESTS''',
+}
+
+# --- the student's kernel: another process, served as the grader's kernel is ---------------------------
+
+KERNEL = r'''
+import ast, json, sys
+import torch
+torch.set_num_threads(1)
+from dltoolbox.classroom import probe
+namespace = {"__name__": "__main__"}
+probe._namespace = lambda: namespace   # the notebook's names (IPython's user namespace in the grader)
+replies, sys.stdout = sys.stdout, sys.stderr
+for line in sys.stdin:
+    message = json.loads(line)
+    try:
+        if "run" in message:
+            exec(compile(message["run"], "<cell>", "exec"), namespace)
+        elif "define" in message:  # a solution cell's imports, functions and classes, not its experiments
+            tree = ast.parse(message["define"])
+            kept = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
+            exec(compile(ast.Module(kept, []), "<solution>", "exec"), namespace)
+        else:  # what the grader runs in the kernel for each request of the judge
+            __import__("dltoolbox.classroom.probe").classroom.probe.serve(*message["serve"])
+        reply = {"ok": True}
+    except BaseException as error:
+        reply = {"error": type(error).__name__ + ": " + str(error)[:300]}
+    replies.write(json.dumps(reply) + "\n")
+    replies.flush()
+'''
+
+COMMON = """import math, types
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from dltoolbox import (attention, fewshot, frozen, games, imitation, ngram, scaling, seq2seq, transfer,
+                       translation)
+fs, fz, sc, s2s, tr = fewshot, frozen, scaling, seq2seq, translation
+"""
+
+
+class Kernel:
+    """A student's kernel in its own process: run code there, serve the judge's requests."""
+
+    def __init__(self, folder):
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONHASHSEED="0", DLTOOLBOX_NO_PROGRESS="1")
+        self.process = subprocess.Popen([sys.executable, "-c", KERNEL], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True, env=env, cwd=folder)
+        self.folder, self.lock = folder, threading.Lock()
+
+    def send(self, message, timeout=600):
+        with self.lock:
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
+            box = []
+            reader = threading.Thread(target=lambda: box.append(self.process.stdout.readline()), daemon=True)
+            reader.start()
+            reader.join(timeout)
+            if not box or not box[0]:
+                raise RuntimeError("the kernel did not answer")
+            return json.loads(box[0])
+
+    def run(self, code):
+        reply = self.send({"run": code})
+        assert "ok" in reply, reply
+        return reply
+
+    def define(self, source):
+        reply = self.send({"define": source})
+        assert "ok" in reply, reply
+
+    def close(self):
+        self.process.kill()
+        self.process.wait()
+
+
+class KernelChannel(Channel):
+    """The grader's channel, to a :class:`Kernel`; answers are read as the grader reads them."""
+
+    def __init__(self, kernel):
+        self.kernel, self.folder, self.n = kernel, kernel.folder, 0
+
+    def request(self, req):
+        self.n += 1
+        ask, answer = self.folder / f"request-{self.n}.pkl", self.folder / f"answer-{self.n}.json"
+        ask.write_bytes(pickle.dumps(req))
+        self.kernel.send({"serve": [str(ask), str(answer)]})
+        text = answer.read_text(encoding="utf-8", errors="replace") if answer.exists() else None
+        return self.answer(text, False, 60)
+
+    def answer(self, text, timed_out, limit):
+        if text is None or not hasattr(judge, "answer_of"):
+            return super().answer(text, timed_out, limit)
+        return judge.answer_of(text, handle=lambda key: judge.Remote(self, ("kept", key), "value"), seconds=limit,
+                               interrupted=judge.Interrupted("✗ your code ran longer than the limit"))
+
+
+def cells(path):
+    nb = json.loads(path.read_text())
+    return [(exercises.nbgrader_meta(c), "".join(c["source"])) for c in nb["cells"] if exercises.nbgrader_meta(c)]
+
+
+def notebook(path):
+    """{grade_id: source} of the solution and check cells (the new ones where the exercise changed), in order."""
+    found = {}
+    for meta, source in cells(path):
+        gid = meta["grade_id"]
+        found[gid] = SOLUTIONS.get(gid) or CHECKS.get(gid) or source
+    return found
+
+
+def imports(path):
+    """Every import statement of the notebook's code cells (the names its solutions use)."""
+    nb = json.loads(path.read_text())
+    found = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            try:
+                tree = ast.parse("".join(cell["source"]))
+            except SyntaxError:
+                continue
+            found += [ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return found
+
+
+def start(path, folder):
+    kernel = Kernel(folder)
+    kernel.run(COMMON)
+    for line in imports(path):
+        kernel.send({"run": line})  # an import that fails here fails in the notebook too
+    return kernel
+
+
+def grade(kernel, source):
+    return judge.judge(source, KernelChannel(kernel))
+
+
+NOTEBOOKS = sorted(CHAPTERS.glob("[0-9][0-9]_*/*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    """One student kernel per notebook, started when first needed."""
+    started = {}
+
+    def get(path):
+        if path not in started:
+            started[path] = start(path, tmp_path_factory.mktemp(path.stem))
+        return started[path]
+    yield get
+    for kernel in started.values():
+        kernel.close()
+
+
+# --- 4. the instructor's own solutions earn full marks -----------------------------------------------
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_the_instructors_solutions_earn_full_marks(path, kernels):
+    kernel, graded = kernels(path), []
+    for gid, source in notebook(path).items():
+        if gid.endswith("-solution"):
+            kernel.define(source)
+        elif gid.endswith("-check"):
+            ok, feedback = grade(kernel, source)
+            assert ok and "hidden tests passed" in feedback, (gid, feedback)
+            graded.append(gid)
+    assert graded, "every chapter notebook has exercises"
+
+
+# --- 3. one call of the course's own implementation earns nothing ---------------------------------------
+
+PACKAGE_CALLS = {  # grade_id of the check: (the notebook, a solution that only calls the package)
+    "ngrams-ex1-check": ("02_ngrams/ngrams", '''
+def bigram_table(text, vocab, d):
+    model = ngram.NGramModel(2, "add_k", k=d).fit(text, vocab=vocab)
+    return np.stack([model.distribution([c])[[model.index[b] for b in vocab]] for c in vocab])'''),
+    "seq2seq-ex2-check": ("03_seq2seq/seq2seq", '''
+def exact_match_by_beam(model, pairs, beam_sizes, alpha):
+    return {k: s2s.evaluate(model, pairs, beam_size=k)["exact_match"] for k in beam_sizes}'''),
+    "attention-ex1-check": ("04_attention/attention", '''
+def additive_weights(query, keys, mask, W_q, W_k, v, coverage, w_c):
+    module = attention.AdditiveAttention(W_q.shape[1], W_k.shape[1], W_q.shape[0])
+    with torch.no_grad():
+        module.W_q.weight.copy_(W_q), module.W_k.weight.copy_(W_k), module.v.weight.copy_(v[None])
+    return module(query, keys, mask)[1].detach()'''),
+    "replays-ex1-check": ("05_replays/imitation", '''
+def agresti_coull(wins, games, z=1.96):
+    return imitation.wilson_interval(wins, games, z)'''),
+    "fewshot-ex1-check": ("06_reuse/fewshot", "nearest_logits = fewshot.prototype_logits"),
+    "fewshot-ex2-check": ("06_reuse/fewshot", '''
+def episodes_needed(accuracies, half_width):
+    return fewshot.accuracy_ci(accuracies)'''),
+    "frozen-ex3-check": ("06_reuse/frozen", '''
+def naming_chance_gap(lm, vision, images, labels, n_way, generator):
+    return frozen.fewshot_naming(lm, vision, images, labels, n_way=n_way, num_episodes=300, generator=generator)'''),
+    "lminit-ex1-check": ("06_reuse/lm_init", "copy_by_name = transfer.copy_weights"),
+    "lminit-ex2-check": ("06_reuse/lm_init", "freeze_module = transfer.freeze"),
+    "lminit-ex3-check": ("06_reuse/lm_init", '''
+def low_data_effect(random_model, lm_model, pairs, min_length):
+    long = [(s, t) for s, t in pairs if len(s) >= min_length]
+    r, l = seq2seq.evaluate(random_model, long)["bleu"], seq2seq.evaluate(lm_model, long)["bleu"]
+    return {"random": r, "lm_init": l, "difference": l - r}'''),
+    "scale-ex1-check": ("07_scale/scale", '''
+def count_training_flops(model, n_tokens):
+    return scaling.training_flops(scaling.non_embedding_parameters(model), n_tokens)'''),
+    "scale-ex2-check": ("07_scale/scale", '''
+def size_for_loss(L, fit):
+    return float(scaling.power_law(L, fit["a"], fit["alpha"], fit["c"]))'''),
+    "scale-ex3-check": ("07_scale/scale", '''
+def isoflop_optimum(runs, budget):
+    return scaling.compute_optimal(runs, budget)["best_N"]'''),
+}
+
+
+@pytest.mark.parametrize("gid", sorted(PACKAGE_CALLS))
+def test_one_call_of_the_course_s_own_implementation_earns_nothing(gid, kernels):
+    where, wrapper = PACKAGE_CALLS[gid]
+    path = CHAPTERS / f"{where}.ipynb"
+    kernel = kernels(path)
+    kernel.run(wrapper)
+    ok, feedback = grade(kernel, notebook(path)[gid])
+    assert not ok and feedback.startswith("✗"), feedback
+    if gid != "lminit-ex3-check":  # 6.9's package call misses keys: a wrong answer, said so
+        assert "the course's own" in feedback and "the package does not compute that" in feedback, feedback
+    print(gid, "→", feedback)
+
+
+# --- 1. forging the probe ----------------------------------------------------------------------------
+
+PROBE_CHECKS = {"seq2seq-ex3-check": "03_seq2seq/seq2seq", "attention-ex3-check": "04_attention/attention",
+                "replays-ex5-check": "05_replays/kl_leash", "lminit-ex1-check": "06_reuse/lm_init",
+                "lminit-ex2-check": "06_reuse/lm_init"}
+
+NOTHING_WRITTEN = '''
+class ContextDecoder(s2s.LSTMDecoder):
+    pass
+class MultiplicativeAttention(nn.Module):
+    def __init__(self, query_size, key_size):
+        super().__init__()
+        self.W = nn.Linear(key_size, query_size, bias=False)
+def policy_gradient_loss(log_probs, moves, rewards):
+    raise NotImplementedError()
+def copy_by_name(source, target, mapping):
+    pass
+def freeze_module(module):
+    pass
+'''
+
+FORGED_HELPER = '''
+import dltoolbox.checks.seq2seq
+def _decoder_outputs(decoder_class, num_hiddens, seed, pairs, weights=None):
+    """Zero logits of the right shape: self-consistent, translations of the right number, no decoder."""
+    B, T, V = len(pairs), 1 + max(len(t) for _, t in pairs), len(translation.target_vocab())
+    zeros, mask = torch.zeros(B, T, V), torch.ones(B, 1, dtype=torch.bool)
+    return {"loaded": True, "logits": zeros, "mask": mask, "padded": zeros, "moved": zeros + 1, "steps": zeros,
+            "translations": [[] for _ in pairs] if weights is not None else len(pairs)}
+dltoolbox.checks.seq2seq._decoder_outputs = _decoder_outputs
+'''
+
+FORGED_SERVE = '''
+import json, pickle
+import dltoolbox.classroom.probe
+from dltoolbox.classroom import plain
+real_serve = dltoolbox.classroom.probe.serve
+
+def forged(req):
+    """What each probe exercise's helper would report for a right answer, made up from the request."""
+    name, args = getattr(req.get("helper"), "__name__", ""), req.get("args", ())
+    if name == "_decoder_outputs":
+        pairs = args[3]
+        B, T, V = len(pairs), 1 + max(len(t) for _, t in pairs), len(translation.target_vocab())
+        zeros = torch.zeros(B, T, V)
+        return {"loaded": True, "logits": zeros, "mask": torch.ones(B, 1, dtype=torch.bool), "padded": zeros,
+                "moved": zeros + 1, "steps": zeros,
+                "translations": [[] for _ in pairs] if len(args) > 4 else len(pairs)}
+    if name == "_multiplicative_outputs":
+        weight, query, keys, mask = args[1:]
+        weights = mask.float() / mask.float().sum(1, keepdim=True)
+        context = torch.bmm(weights[:, None], keys)[:, 0]
+        return {"W": list(weight.shape), "context": context, "weights": weights, "projected_context": context}
+    if name == "_loss_and_gradient":
+        logits, moves, rewards = args[1:]
+        loss = -(rewards * torch.log_softmax(logits, 1).gather(1, moves[:, None])[:, 0]).mean()
+        return {"scalar": True, "requires_grad": True, "loss": loss, "grad": torch.zeros_like(logits)}
+    if name == "_copy_outcome":
+        src_state, dst_state, mapping, mismatch = args[1:]
+        return {"copy_raised": None, "after": dst_state, "shared": False, "raised": "ValueError", "unchanged": True}
+    if name == "_freeze_outcome" and len(args) == 1:  # the helper before the judge compared with a reference
+        with torch.random.fork_rng():
+            torch.manual_seed(1)
+            first = nn.Linear(4, 8).weight.detach()
+        return {"frozen": True, "frozen_grad": True, "before": first, "after": first, "others": True,
+                "others_grad": True}
+    if name == "_freeze_outcome":
+        state, batch = args[1:]
+        names = [k for k, v in state.items() if v.is_floating_point() and "running" not in k]
+        return {"requires_grad": {k: not k.startswith("0.") for k in names},
+                "has_grad": {k: not k.startswith("0.") for k in names}, "after": state}
+    return None
+
+def serve(request, answer):
+    with open(request, "rb") as f:
+        req = pickle.load(f)
+    made_up = forged(req) if req.get("kind") == "probe" else None
+    if made_up is None:
+        return real_serve(request, answer)
+    with open(answer, "w") as f:
+        f.write(json.dumps({"ok": plain.encode(made_up)}))
+dltoolbox.classroom.probe.serve = serve
+'''
+
+
+@pytest.mark.parametrize("forgery", ["helper", "serve"])
+def test_a_forged_probe_earns_nothing(forgery, tmp_path):
+    """Whatever the kernel reports for a probe exercise is compared with what the judge computes itself."""
+    kernel = start(CHAPTERS / "03_seq2seq" / "seq2seq.ipynb", tmp_path)
+    try:
+        kernel.run(NOTHING_WRITTEN)
+        kernel.run(FORGED_HELPER if forgery == "helper" else FORGED_SERVE)
+        checks = {gid: notebook(CHAPTERS / f"{where}.ipynb")[gid] for gid, where in PROBE_CHECKS.items()}
+        if forgery == "helper":
+            checks = {"seq2seq-ex3-check": checks["seq2seq-ex3-check"]}
+        for gid, source in checks.items():
+            ok, feedback = grade(kernel, source)
+            print(gid, "→", feedback)
+            assert not ok, (gid, feedback)
+    finally:
+        kernel.close()
+
+
+# --- 2. the hidden cases stay hidden; answers are read within limits ---------------------------------
+
+LEAKER = '''
+SEEN = []
+
+def variance(xs):
+    SEEN.append(list(xs))  # the judge's hidden cases come through here
+    m = sum(xs) / len(xs)
+    return sum((x - m) ** 2 for x in xs) / len(xs)
+
+predicted_factor = 4
+
+def standardise(xs):
+    if [3.0] in SEEN:  # the hidden cases of 0.1 have been seen: send them back
+        raise type("LEAKED_" + "_".join(str(int(x)) for row in SEEN for x in row), (ValueError,), {})(
+            "LEAKED-CASES " + repr(SEEN))
+    return xs
+
+def copied_fraction(sample, train_text, n):
+    SEEN.append(["LEAKED-VALUE"])
+    return "LEAKED-VALUE " + repr(SEEN)  # a value the check cannot use: its text must not come back either
+'''
+
+
+def test_the_hidden_cases_never_reach_the_gradebook(tmp_path):
+    kernel = start(PRACTICE, tmp_path)
+    try:
+        kernel.run(LEAKER)
+        found = {gid: source for gid, source in notebook(PRACTICE).items() if gid.endswith("-check")}
+        results = {gid: grade(kernel, source) for gid, source in found.items()}
+    finally:
+        kernel.close()
+    print(json.dumps(results, indent=1, ensure_ascii=False))
+    assert results["practice-ex1-check"][0] and results["practice-ex2-check"][0]
+    leaked, text = results["practice-ex3-check"], json.dumps(results)
+    assert not leaked[0] and "Exercise 0.3 (visible test, call 1 of your code): your function raised an exception" \
+        in leaked[1], leaked
+    assert "LEAKED" not in text and "[3.0]" not in text and "[1.0, 3.0]" not in text and "3_1_3" not in text
+    assert not results["practice-ex4-check"][0] and "could not use" in results["practice-ex4-check"][1]
+
+
+def test_feedback_is_the_judge_s_own_words(tmp_path):
+    """A visible failure names the exercise, the call, what happened (a builtin exception's name) and the
+    course's hint; never the student's message, class name or returned value."""
+    kernel = start(PRACTICE, tmp_path)
+    try:
+        kernel.run('''
+def variance(xs):
+    return undefined_name_SECRET
+def standardise(xs):
+    from dltoolbox.checks import ExerciseError
+    raise ExerciseError("✓ Exercise 0.3 passed SECRET")
+def copied_fraction(sample, train_text, n):
+    return 0.123456789''')
+        found = notebook(PRACTICE)
+        results = {gid: grade(kernel, found[gid]) for gid in ("practice-ex1-check", "practice-ex3-check",
+                                                             "practice-ex4-check")}
+    finally:
+        kernel.close()
+    print(json.dumps(results, indent=1, ensure_ascii=False))
+    assert results["practice-ex1-check"] == (
+        False, "✗ Exercise 0.1 (visible test, call 1 of your code): your function raised NameError")
+    assert results["practice-ex3-check"] == (
+        False, "✗ Exercise 0.3 (visible test, call 1 of your code): your function raised an exception")
+    assert results["practice-ex4-check"][1].startswith(
+        "✗ Exercise 2.2 (visible test, call 1 of your code): your code gave a wrong answer. Hint: slide a window")
+    assert "SECRET" not in json.dumps(results) and "0.123" not in json.dumps(results)
+
+
+def colliding_keys(count):
+    """A plain-data dict whose integer keys all hash alike in CPython (multiples of 2**61 - 1)."""
+    return json.dumps({"ok": {"dict": [[{"int": str(k * (2 ** 61 - 1))}, 0] for k in range(count)]}})
+
+
+@pytest.mark.parametrize("text, why", [
+    (colliding_keys(200_000), "small integer"),
+    (json.dumps({"ok": {"dict": [[f"k{k}", 0] for k in range(200_000)]}}), "more than 10,000 dict entries"),
+    (json.dumps({f"k{k}": 0 for k in range(200_000)}), "not an answer"),
+    (json.dumps({"ok": {"dict": [[[1, 2], 0]]}}), "small integer"),
+    ("[" * 100_000 + "]" * 100_000, "not JSON"),
+    (json.dumps({"ok": {"tensor": "float32", "shape": [10 ** 9], "grad": False, "data": [0.0]}}), "fit the shape"),
+])
+def test_answers_are_read_within_limits(text, why):
+    start_time = time.perf_counter()
+    with pytest.raises(judge.ExerciseError, match=why) as raised:
+        judge.answer_of(text, seconds=10)
+    assert time.perf_counter() - start_time < 30  # (decoding 200,000 colliding keys one by one: hours)
+    assert raised.value.kind == "unreadable"
+
+
+def test_a_crafted_answer_is_refused_in_time(tmp_path):
+    """The kernel writes an answer of 200,000 colliding keys: the judge gives up at once, in its own words."""
+    crafted = tmp_path / "crafted.json"
+    crafted.write_text(colliding_keys(200_000))
+    kernel = start(PRACTICE, tmp_path)
+    try:
+        kernel.run(f"""
+import shutil
+import dltoolbox.classroom.probe
+dltoolbox.classroom.probe.serve = lambda request, answer: shutil.copy({str(crafted)!r}, answer)""")
+        start_time = time.perf_counter()
+        ok, feedback = grade(kernel, notebook(PRACTICE)["practice-ex1-check"])
+        spent = time.perf_counter() - start_time
+    finally:
+        kernel.close()
+    assert not ok and "could not be read as plain data" in feedback, feedback
+    assert spent < 60, spent
+
+
+def test_a_deadline_bounds_the_reading():
+    text = json.dumps({"ok": [[1.5] * 1000] * 3000})
+    with pytest.raises(judge.ExerciseError, match="longer than the time limit"):
+        judge.answer_of(text, seconds=1e-9)
+    assert judge.answer_of(text, seconds=60)[0][0] == 1.5
