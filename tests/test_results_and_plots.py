@@ -151,6 +151,22 @@ def test_spread_records_each_metrics_range_across_kernel_settings(tmp_path):
     assert set(table["notebooks"]) == {"other.ipynb"}
 
 
+def test_spread_keeps_the_named_settings_values_and_refreshes_the_rest(tmp_path):
+    from dltoolbox import notebooks
+
+    source = _executed(tmp_path / "chapters", "demo.ipynb", {"accuracy": 0.9, "seconds": 10.0, "seeds": 3})
+    _executed(tmp_path / "default", "demo.ipynb", {"accuracy": 0.85, "seconds": 30.0, "seeds": 3})
+    out = tmp_path / "spread.json"
+    notebooks.spread([source], [], out=out, reuse={"native": tmp_path / "chapters", "default": tmp_path / "default"})
+    _executed(tmp_path / "chapters", "demo.ipynb", {"accuracy": 0.9, "seconds": 12.0, "seeds": 3})  # re-run natively
+    table = notebooks.spread([source], [], out=out, reuse={"native": tmp_path / "chapters"}, keep=["default"])
+    entry = table["notebooks"]["demo.ipynb"]
+    assert entry["seconds"] == {"min": 12.0, "max": 30.0, "values": {"native": 12.0, "default": 30.0}}
+    assert entry["accuracy"]["values"] == {"native": 0.9, "default": 0.85}
+    with pytest.raises(ValueError, match="holds no avx2 values"):
+        notebooks.spread([source], [], out=out, reuse={"native": tmp_path / "chapters"}, keep=["avx2"])
+
+
 def test_spread_runs_each_setting_in_its_own_environment(tmp_path):
     """A native run after a forced one (same worker) must not inherit the forced kernel's environment."""
     import nbformat

@@ -430,16 +430,19 @@ def _execute_with(setting, path, folder, timeout):
     return setting, _name(path), read_results(out), time.perf_counter() - start
 
 
-def spread(paths, settings, timeout=900, jobs=2, out=SPREAD_FILE, reuse=None):
+def spread(paths, settings, timeout=900, jobs=2, out=SPREAD_FILE, reuse=None, keep=()):
     """Execute each notebook under each kernel setting and write every results metric's range to `out`.
 
     `reuse` maps a setting to a folder of notebooks already executed with it (found by file name), e.g.
-    {"native": "chapters"}: their stored results are read instead of running them again.
+    {"native": "chapters"}: their stored results are read instead of running them again. `keep` names
+    settings whose values are taken from `out` as it is: for a notebook re-run after a change that cannot
+    reach its results (an exercise below its results cell), whose other settings would compute them again
+    exactly as before.
     """
     from .results import read_results
 
     reuse = {s: Path(f) for s, f in (reuse or {}).items()}
-    unknown = (set(settings) | set(reuse)) - set(KERNEL_SETTINGS)
+    unknown = (set(settings) | set(reuse) | set(keep)) - set(KERNEL_SETTINGS)
     if unknown:
         raise ValueError(f"unknown kernel setting(s) {sorted(unknown)}; choose from {sorted(KERNEL_SETTINGS)}")
     notebooks = [Path(p).resolve() for p in notebook_paths(paths)]
@@ -450,15 +453,23 @@ def spread(paths, settings, timeout=900, jobs=2, out=SPREAD_FILE, reuse=None):
             if len(found) != 1:
                 raise FileNotFoundError(f"{folder}: expected one executed {path.name}, found {len(found)}")
             runs.setdefault(_name(path), {})[setting] = read_results(found[0])
+    if keep:
+        previous = json.loads(Path(out).read_text(encoding="utf-8")) if Path(out).exists() else {}
+        for path in notebooks:
+            entry = previous.get("notebooks", {}).get(_name(path))
+            if not entry or any(s not in m.get("values", {}) for m in entry.values() for s in keep):
+                raise ValueError(f"{out} holds no {', '.join(keep)} values for every metric of {_name(path)}")
+            for setting in keep:
+                runs.setdefault(_name(path), {})[setting] = {k: m["values"][setting] for k, m in entry.items()}
     # one fresh process per run: the kernel inherits only that setting's environment
     with tempfile.TemporaryDirectory() as folder, ProcessPoolExecutor(jobs, max_tasks_per_child=1) as pool:
         futures = [pool.submit(_execute_with, s, p, folder, timeout)
-                   for p in notebooks for s in settings if s not in reuse]
+                   for p in notebooks for s in settings if s not in reuse and s not in keep]
         for future in futures:
             setting, name, metrics, seconds = future.result()
             print(f"  {name} [{setting}] in {seconds:.0f} s", flush=True)
             runs.setdefault(name, {})[setting] = metrics
-    order = [s for s in KERNEL_SETTINGS if s in set(settings) | set(reuse)]
+    order = [s for s in KERNEL_SETTINGS if s in set(settings) | set(reuse) | set(keep)]
     table = {"machine": {k: v for k, v in machine().items() if k != "kernels"},
              "settings": {s: KERNEL_SETTINGS[s] for s in order}, "notebooks": {}}
     for name, by_setting in sorted(runs.items()):
@@ -558,6 +569,9 @@ def main(argv=None):
     spread_.add_argument("--reuse", action="append", default=[], metavar="SETTING=FOLDER",
                          help="read that setting's results from notebooks already executed with it "
                               "(e.g. native=chapters: the stored outputs)")
+    spread_.add_argument("--keep", default="", metavar="SETTINGS",
+                         help="comma-separated settings whose values stay as --out holds them (after a re-run "
+                              "that cannot change the results, e.g. of an exercise below the results cell)")
     clean_ = sub.add_parser("clean", help="tidy stored outputs without executing: progress bars, stray True, "
                                           "the results table, controls that need a kernel")
     clean_.add_argument("paths", nargs="*", default=[str(ROOT / "chapters")])
@@ -584,7 +598,7 @@ def main(argv=None):
     if args.command == "spread":
         reuse = dict(item.split("=", 1) for item in args.reuse)
         spread(args.paths, [s.strip() for s in args.settings.split(",") if s.strip()], timeout=args.timeout,
-               jobs=args.jobs, out=args.out, reuse=reuse)
+               jobs=args.jobs, out=args.out, reuse=reuse, keep=[s for s in args.keep.split(",") if s])
         print(f"wrote {args.out}")
         return 0
     for path in notebook_paths(args.paths):
