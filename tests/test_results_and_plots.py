@@ -233,3 +233,54 @@ def test_text_browser_keeps_a_closing_script_tag_in_a_frame_from_ending_the_scri
     html = plots.text_browser([("a", "x </script><b>y"), ("b", "z")]).data
     script = html.split("<script>", 1)[1]
     assert script.index("</script>") > script.index("x <\\/script>")
+
+
+def _shown(fig, **kwargs):
+    """What plots.show displays: [(mime bundle)] captured instead of sent to a front end."""
+    from unittest import mock
+
+    from dltoolbox import plots
+
+    seen = []
+    with mock.patch("IPython.display.display", side_effect=lambda obj: seen.append(obj)):
+        plots.show(fig, **kwargs)
+    return seen
+
+
+def test_show_splits_side_by_side_panels_into_images_that_wrap_each_with_alt_text():
+    import re
+
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    for k, ax in enumerate(axes):
+        ax.plot([0, 1], [k, k + 1])
+        ax.set(title=f"panel {k}", xlabel="step", ylabel="loss")
+    image = axes[2].imshow([[0, 1], [1, 0]])
+    fig.colorbar(image, ax=axes[2])
+    fig.suptitle("three & more")
+    fig.tight_layout()
+    (html,) = _shown(fig)
+    page = html.data
+    imgs = re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="([^"]+)" width="(\d+)" height="(\d+)" style="max-width: 100%; height: auto">',
+                      page)
+    assert len(imgs) == 3, "one image per panel; the colorbar goes with its panel, not on its own"
+    assert imgs[0][0] == "panel 1 of 3 of three &amp; more; panel 0; x axis: step; y axis: loss"
+    assert all(100 < int(w) < 450 for _, w, _ in imgs), "each panel about a third of the 900 px figure"
+    assert int(imgs[2][1]) > int(imgs[1][1]), "the third panel is wider: its colorbar is in it"
+    assert 'class="course-panels-row"' in page and "<figcaption>three &amp; more</figcaption>" in page
+    assert not plt.get_fignums(), "the figure is closed"
+
+
+def test_show_shows_a_single_panel_as_it_is_and_checks_the_alt_texts():
+    import matplotlib.pyplot as plt
+    import pytest as _pytest
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    (shown,) = _shown(fig)
+    assert shown is fig
+    fig, axes = plt.subplots(1, 2)
+    with _pytest.raises(ValueError, match="2 panels, and 1 alt texts"):
+        _shown(fig, alt=["only one"])
+    plt.close("all")

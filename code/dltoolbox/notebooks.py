@@ -533,7 +533,8 @@ def benchmark_markdown(table):
     rows = [f"Measured on {m['cpu']} ({m['arch']}, {cores}), torch {m['torch']}, Python {m['python']}, "
             "each notebook alone in a fresh kernel:", "",
             "| notebook | wall time (s) | peak memory (MiB) |", "|---|---|---|"]
-    rows += [f"| {name} | {r['seconds']:.0f} | {r['peak_MiB']:.0f} |" for name, r in table["notebooks"].items()]
+    rows += [f"| {Path(name).name} | {r['seconds']:.0f} | {r['peak_MiB']:.0f} |"  # short: the numbers in view on a phone
+             for name, r in table["notebooks"].items()]
     return "\n".join(rows)
 
 

@@ -11,13 +11,83 @@ STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "legend.frameon": False,
-    "font.size": 10,
+    "font.size": 11,
 }
+PANEL_DPI = 200  # pixels per inch of a figure stored by `show`: twice the CSS size, sharp on a phone's screen
 
 
 def setup():
-    """Apply the course's matplotlib style."""
+    """Apply the course's matplotlib style; in IPython, figures are stored at twice their size (sharp on a
+    phone or a high-density screen, shown at their usual size)."""
     matplotlib.rcParams.update(STYLE)
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
+
+
+def _panels(fig, renderer):
+    """[(bbox in display pixels, the axes)] of each panel: a visible axes with the colorbars drawn beside it."""
+    from matplotlib.transforms import Bbox
+
+    main = [ax for ax in fig.axes if ax.get_visible() and getattr(ax, "_colorbar", None) is None]
+    boxes = {id(ax): [ax.get_tightbbox(renderer)] for ax in main}
+    for bar in (ax for ax in fig.axes if ax.get_visible() and getattr(ax, "_colorbar", None) is not None):
+        left = bar.get_window_extent(renderer).x0
+        owner = min(main, key=lambda ax: abs(left - ax.get_window_extent(renderer).x1))
+        boxes[id(owner)].append(bar.get_tightbbox(renderer))
+    return [(Bbox.union(boxes[id(ax)]), ax) for ax in main]
+
+
+def show(fig, alt=None):
+    """Show a figure so that it reads on a phone: a figure of several panels side by side becomes one
+    image per panel, in a row that wraps (side by side on a wide screen, one above the other on a phone);
+    a figure of one panel is shown as it is. Each image is stored at twice its size (`PANEL_DPI`).
+
+    `alt`: one text per panel for readers who cannot see it; by default each panel's title and axis
+    labels. The figure's suptitle becomes the caption. The figure is closed.
+    """
+    import base64
+    import html
+    import io
+
+    from IPython.display import HTML, display
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    panels = _panels(fig, renderer)
+    if len(panels) < 2:
+        display(fig)
+        plt.close(fig)
+        return
+    if alt is not None and len(alt) != len(panels):
+        raise ValueError(f"the figure has {len(panels)} panels, and {len(alt)} alt texts were given")
+    title = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
+    to_inches = fig.dpi_scale_trans.inverted()
+    images = []
+    for k, (box, ax) in enumerate(panels):
+        inches = box.transformed(to_inches).padded(0.04)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=PANEL_DPI, bbox_inches=inches)
+        if alt is not None:
+            text = str(alt[k])
+        else:
+            named = [f"{what}: {label}" for what, label in (("x axis", ax.get_xlabel()), ("y axis", ax.get_ylabel()))
+                     if label]
+            text = "; ".join([f"panel {k + 1} of {len(panels)}" + (f" of {title}" if title else ""),
+                              ax.get_title() or "untitled"] + named)
+        width = round(inches.width * matplotlib.rcParams["figure.dpi"])
+        height = round(inches.height * matplotlib.rcParams["figure.dpi"])
+        images.append(f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}" '
+                      f'alt="{html.escape(text)}" width="{width}" height="{height}" style="max-width: 100%; height: auto">')
+    plt.close(fig)
+    caption = f"\n<figcaption>{html.escape(title)}</figcaption>" if title else ""
+    row = '<div class="course-panels-row" style="display: flex; flex-wrap: wrap; gap: 0.5em 1em; align-items: flex-end">'
+    display(HTML('<figure class="course-panels" style="margin: 0.5em 0">\n' + row + "\n" + "\n".join(images)
+                 + f"\n</div>{caption}\n</figure>"))
 
 
 def plot_history(history, keys=None, xlabel="step", ylabel=None, ax=None, logy=False, title=None):
