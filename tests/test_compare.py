@@ -59,6 +59,42 @@ def test_run_parallel_keeps_order_and_matches_serial():
         compare.run_parallel(_square, [1], processes=0)
 
 
+
+def _pid(_):
+    import os
+
+    return os.getpid()
+
+
+def test_the_suite_never_runs_more_training_processes_than_cores(monkeypatch):
+    monkeypatch.delenv("DLTOOLBOX_PROCESSES", raising=False)
+    monkeypatch.setattr(compare.os, "cpu_count", lambda: 2)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")  # two workers on two cores: one process each
+    assert compare.processes_for(2) == 1
+    assert set(compare.run_parallel(_pid, range(3), processes=2)) == {__import__("os").getpid()}
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "1")
+    assert compare.processes_for(2) == 2 and compare.processes_for(4) == 2
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
+    assert compare.processes_for(3) == 3
+    monkeypatch.setenv("DLTOOLBOX_PROCESSES", "1")
+    assert compare.processes_for(3) == 1
+    monkeypatch.setenv("DLTOOLBOX_PROCESSES", "two")
+    with pytest.raises(ValueError, match="DLTOOLBOX_PROCESSES"):
+        compare.processes_for(2)
+
+
+def test_a_chapter_s_runs_do_not_depend_on_how_many_processes_train_them(monkeypatch):
+    from dltoolbox import scaling as sc
+
+    configs = [sc.RunConfig(width=16, num_steps=6, warmup=2, eval_every=3, seed=s) for s in (0, 1)]
+    monkeypatch.setenv("DLTOOLBOX_PROCESSES", "1")
+    alone = sc.run_family(configs, processes=2)
+    monkeypatch.delenv("DLTOOLBOX_PROCESSES")
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    together = sc.run_family(configs, processes=2)
+    assert [r["loss"] for r in alone] == [r["loss"] for r in together]
+
+
 ROWS = [{"arm": "a", "lr": 0.1, "seed": 0, "loss": 1.0}, {"arm": "a", "lr": 0.1, "seed": 1, "loss": 3.0},
         {"arm": "a", "lr": 0.3, "seed": 0, "loss": 1.5}, {"arm": "a", "lr": 0.3, "seed": 1, "loss": 1.6},
         {"arm": "b", "lr": 0.1, "seed": 0, "loss": 0.5}, {"arm": "b", "lr": 0.1, "seed": 1, "loss": 0.7},

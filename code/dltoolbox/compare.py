@@ -9,6 +9,7 @@ held fixed, measures test-set noise only; it is never the headline.
 """
 import math
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -93,16 +94,35 @@ def mcnemar(a_correct, b_correct):
     return {"a_only": a_only, "b_only": b_only, "p_value": p}
 
 
+def processes_for(requested):
+    """`requested` processes, or fewer where others already share the cores: under pytest-xdist (whose
+    $PYTEST_XDIST_WORKER_COUNT the notebooks' kernels inherit) each worker's runs get cores // workers, so
+    the suite never runs more training processes than there are cores; $DLTOOLBOX_PROCESSES caps it anywhere.
+    """
+    if requested < 1:
+        raise ValueError(f"processes must be >= 1, got {requested}")
+    cap = requested
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if workers.isdigit() and int(workers) > 0:
+        cap = min(cap, max(1, (os.cpu_count() or 1) // int(workers)))
+    limit = os.environ.get("DLTOOLBOX_PROCESSES", "")
+    if limit:
+        if not limit.isdigit() or int(limit) < 1:
+            raise ValueError(f"$DLTOOLBOX_PROCESSES must be a whole number >= 1, got {limit!r}")
+        cap = min(cap, int(limit))
+    return cap
+
+
 def run_parallel(function, jobs, processes=2, desc="runs"):
     """[function(job) for job in jobs], `processes` at a time in fresh (spawned) processes; same order.
 
     For independent runs such as seeds: `function` must be importable (defined in a module, not a
     notebook) and its jobs picklable. Each process seeds itself through the job, so results do not depend
-    on `processes`.
+    on `processes`, nor on :func:`processes_for` lowering it (during the test suite, or by
+    $DLTOOLBOX_PROCESSES); with one, the jobs run here, one after another.
     """
     jobs = list(jobs)
-    if processes < 1:
-        raise ValueError(f"processes must be >= 1, got {processes}")
+    processes = processes_for(processes)
     if processes == 1 or len(jobs) <= 1:
         return [function(job) for job in progress(jobs, desc=desc)]
     context = multiprocessing.get_context("spawn")

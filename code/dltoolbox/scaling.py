@@ -9,8 +9,6 @@ multiplications PyTorch actually runs.
 """
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
-import multiprocessing
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -164,16 +162,9 @@ def _run(args):
 
 def run_family(configs, processes=2, eval_stream="valid", desc="training the family"):
     """Train every config, `processes` at a time in fresh processes (runs are independent); same order."""
-    configs = list(configs)
-    if processes < 1:
-        raise ValueError(f"processes must be >= 1, got {processes}")
-    if processes == 1:
-        corpus = char_corpus()
-        return [train_run(c, corpus, eval_stream=eval_stream) for c in progress(configs, desc=desc)]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        jobs = pool.map(_run, [(c, eval_stream) for c in configs])
-        return list(progress(jobs, total=len(configs), desc=desc))
+    from .compare import run_parallel
+
+    return run_parallel(_run, [(c, eval_stream) for c in configs], processes=processes, desc=desc)
 
 
 # --- fitting the law ---------------------------------------------------------------------------------
