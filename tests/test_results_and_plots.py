@@ -269,7 +269,7 @@ def test_show_splits_side_by_side_panels_into_images_that_wrap_each_with_alt_tex
     assert all(100 < int(w) < 450 for _, w, _ in imgs), "each panel about a third of the 900 px figure"
     assert int(imgs[2][1]) > int(imgs[1][1]), "the third panel is wider: its colorbar is in it"
     assert 'class="course-panels-row"' in page and "<figcaption>three &amp; more</figcaption>" in page
-    assert not plt.get_fignums(), "the figure is closed"
+    assert not plt.fignum_exists(fig.number), "the figure is closed"
 
 
 def test_show_shows_a_single_panel_as_it_is_and_checks_the_alt_texts():
