@@ -284,3 +284,17 @@ def test_show_shows_a_single_panel_as_it_is_and_checks_the_alt_texts():
     with _pytest.raises(ValueError, match="2 panels, and 1 alt texts"):
         _shown(fig, alt=["only one"])
     plt.close("all")
+
+
+def test_reading_another_notebook_s_results_glues_nothing(tmp_path, monkeypatch):
+    """A notebook that reads another's results (the scale chapter reads seq2seq's) must not glue that
+    notebook's metrics as its own: the book would see each key twice."""
+    from dltoolbox import results
+
+    glued = []
+    monkeypatch.setattr(results, "_glue", lambda out: glued.append(out))
+    path = _executed(tmp_path, "other.ipynb", {"seeds": 4, "accuracy": 0.5})
+    assert results.read_results(path) == {"seeds": 4, "accuracy": 0.5}
+    assert glued == []
+    results.report({"seeds": 4})
+    assert glued == [{"seeds": 4}]

@@ -34,6 +34,13 @@ def report(metrics, digits=4):
     also glued (myst-nb) under its name, so a chapter page can quote it:
     {glue:text}`imitation.ipynb::search_win_vs_bc:.1%`.
     """
+    out = _validated(metrics, digits)
+    _glue(out)
+    return Results(out, names_for(out))
+
+
+def _validated(metrics, digits=4):
+    """`metrics` as a plain dict of rounded numbers; a clear error for anything else (nothing is glued)."""
     if not isinstance(metrics, dict) or not metrics:
         raise ValueError("results must be a non-empty dict mapping metric names to numbers")
     out = {}
@@ -47,8 +54,7 @@ def report(metrics, digits=4):
         if not math.isfinite(value):
             raise ValueError(f"metric {name!r} is not finite: {value}")
         out[name] = int(value) if isinstance(value, numbers.Integral) else round(float(value), digits)
-    _glue(out)
-    return Results(out, names_for(out))
+    return out
 
 
 def _metrics_file(root=None):
@@ -166,8 +172,8 @@ def read_results(path):
         if output.get("output_type") == "execute_result" and text is not None:
             text = "".join(text) if isinstance(text, list) else text
             value = ast.literal_eval(text)
-            report(value)  # validates
-            return value
+            _validated(value)  # a clear error for what is not a results mapping; glues nothing: another
+            return value       # notebook's metrics read here must not become this notebook's glue keys
     raise ValueError(f"{path}: the {RESULTS_TAG!r} cell has no stored result; re-execute the notebook")
 
 
