@@ -1,7 +1,7 @@
 """What the judge trusts: nothing that runs in the student's kernel.
 
-The "kernel" here is a separate Python process holding the student's definitions, served the way the
-grader's kernel is (``dltoolbox.classroom.probe.serve`` looked up there at every request, so a student's code
+The "kernel" here is a separate Python process holding the student's definitions, in the grader's sandbox
+where bubblewrap works (as on CI), served the way the grader's kernel is (``dltoolbox.classroom.probe.serve`` looked up there at every request, so a student's code
 may replace it or anything it calls); the judge runs in this process. Four ways a determined student broke
 the judge, each tried here and each earning nothing:
 
@@ -16,8 +16,8 @@ Exercises whose notebook solution must change with the checks (the new exercise,
 graded with that new solution; once the notebooks hold it, SOLUTIONS and CHECKS may be emptied.
 """
 import ast
+import base64
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -27,7 +27,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from dltoolbox.classroom import exercises, judge
+from dltoolbox.classroom import exercises, judge, sandbox
 from dltoolbox.classroom.kernel import Channel
 
 CHAPTERS = ROOT / "chapters"
@@ -261,25 +261,31 @@ check.exercise_3(isoflop_optimum, hidden=True)
 # --- the student's kernel: another process, served as the grader's kernel is ---------------------------
 
 KERNEL = r'''
-import ast, json, sys
+import ast, base64, json, os, sys
 import torch
 torch.set_num_threads(1)
 from dltoolbox.classroom import probe
 namespace = {"__name__": "__main__"}
 probe._namespace = lambda: namespace   # the notebook's names (IPython's user namespace in the grader)
 replies, sys.stdout = sys.stdout, sys.stderr
+count = 0
 for line in sys.stdin:
     message = json.loads(line)
     try:
+        reply = {"ok": True}
         if "run" in message:
             exec(compile(message["run"], "<cell>", "exec"), namespace)
         elif "define" in message:  # a solution cell's imports, functions and classes, not its experiments
             tree = ast.parse(message["define"])
             kept = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
             exec(compile(ast.Module(kept, []), "<solution>", "exec"), namespace)
-        else:  # what the grader runs in the kernel for each request of the judge
-            __import__("dltoolbox.classroom.probe").classroom.probe.serve(*message["serve"])
-        reply = {"ok": True}
+        else:  # what the grader runs in the kernel for each request of the judge: files in the kernel's folder
+            count += 1
+            ask, answer = os.path.abspath(f"request-{count}.pkl"), os.path.abspath(f"answer-{count}.json")
+            with open(ask, "wb") as f:
+                f.write(base64.b64decode(message["serve"]))
+            __import__("dltoolbox.classroom.probe").classroom.probe.serve(ask, answer)
+            reply["answer"] = open(answer, encoding="utf-8", errors="replace").read() if os.path.exists(answer) else None
     except BaseException as error:
         reply = {"error": type(error).__name__ + ": " + str(error)[:300]}
     replies.write(json.dumps(reply) + "\n")
@@ -297,13 +303,19 @@ fs, fz, sc, s2s, tr = fewshot, frozen, scaling, seq2seq, translation
 """
 
 
+SANDBOX = sandbox.problem() is None  # where bubblewrap works (CI installs it), the kernel runs in the grader's sandbox
+
+
 class Kernel:
-    """A student's kernel in its own process: run code there, serve the judge's requests."""
+    """A student's kernel in its own process, in the grader's sandbox where one can be made: run code there,
+    serve the judge's requests (the request and answer files live in the kernel's own folder)."""
 
     def __init__(self, folder):
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONHASHSEED="0", DLTOOLBOX_NO_PROGRESS="1")
-        self.process = subprocess.Popen([sys.executable, "-c", KERNEL], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, text=True, env=env, cwd=folder)
+        env = dict(sandbox.kernel_env(), OMP_NUM_THREADS="1")
+        prefix = sandbox.command(folder) if SANDBOX else []
+        self.process = subprocess.Popen(prefix + [sys.executable, "-c", KERNEL], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                                        cwd=folder)
         self.folder, self.lock = folder, threading.Lock()
 
     def send(self, message, timeout=600):
@@ -330,27 +342,19 @@ class Kernel:
     def close(self):
         self.process.kill()
         self.process.wait()
+        if SANDBOX:
+            sandbox.remove_cgroup(self.folder)
 
 
 class KernelChannel(Channel):
     """The grader's channel, to a :class:`Kernel`; answers are read as the grader reads them."""
 
     def __init__(self, kernel):
-        self.kernel, self.folder, self.n = kernel, kernel.folder, 0
+        self.kernel = kernel
 
     def request(self, req):
-        self.n += 1
-        ask, answer = self.folder / f"request-{self.n}.pkl", self.folder / f"answer-{self.n}.json"
-        ask.write_bytes(pickle.dumps(req))
-        self.kernel.send({"serve": [str(ask), str(answer)]})
-        text = answer.read_text(encoding="utf-8", errors="replace") if answer.exists() else None
-        return self.answer(text, False, 60)
-
-    def answer(self, text, timed_out, limit):
-        if text is None or not hasattr(judge, "answer_of"):
-            return super().answer(text, timed_out, limit)
-        return judge.answer_of(text, handle=lambda key: judge.Remote(self, ("kept", key), "value"), seconds=limit,
-                               interrupted=judge.Interrupted("✗ your code ran longer than the limit"))
+        reply = self.kernel.send({"serve": base64.b64encode(pickle.dumps(req)).decode()})
+        return self.answer(reply.get("answer"), False, 60)
 
 
 def cells(path):

@@ -113,7 +113,8 @@ def build(out=OUT, root=ROOT, executable=None):
     out = Path(out)
     pdf = out / PDF_NAME
     report = print_page(build_single_page(out / "singlehtml", root), pdf, executable)
-    missing = [t for t in chapter_titles(root) if not any(t in h for h in report["headings"])]
+    plain = lambda text: text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    missing = [t for t in chapter_titles(root) if not any(plain(t) in plain(h) for h in report["headings"])]
     report.update(pdf=str(pdf), chapters=chapter_titles(root), missing_chapters=missing)
     (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     problems = ([f"{report['math_errors']} equation(s) MathJax could not typeset"] if report["math_errors"] else []) \
