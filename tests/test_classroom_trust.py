@@ -682,14 +682,16 @@ def test_answers_are_read_within_limits(text, why):
 
 def test_a_crafted_answer_is_refused_in_time(tmp_path):
     """The kernel writes an answer of 200,000 colliding keys: the judge gives up at once, in its own words."""
-    crafted = tmp_path / "crafted.json"
-    crafted.write_text(colliding_keys(200_000))
     kernel = start(PRACTICE, tmp_path)
     try:
-        kernel.run(f"""
-import shutil
+        kernel.run("""
+import json
 import dltoolbox.classroom.probe
-dltoolbox.classroom.probe.serve = lambda request, answer: shutil.copy({str(crafted)!r}, answer)""")
+CRAFTED = json.dumps({"ok": {"dict": [[{"int": str(k * (2 ** 61 - 1))}, 0] for k in range(200_000)]}})  # colliding_keys
+def serve(request, answer):
+    with open(answer, "w") as f:
+        f.write(CRAFTED)
+dltoolbox.classroom.probe.serve = serve""")
         start_time = time.perf_counter()
         ok, feedback = grade(kernel, notebook(PRACTICE)["practice-ex1-check"])
         spent = time.perf_counter() - start_time
