@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT, chapter_notebooks
-from dltoolbox import assignments
+from dltoolbox.classroom import cli, exercises, release
 from dltoolbox.classroom import grading, sandbox
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -40,35 +40,35 @@ def solution_lines(nb):
     """The lines between the solution markers of each solution cell, by grade_id."""
     found = {}
     for cell in nb.cells:
-        if assignments.is_solution(cell):
+        if exercises.is_solution(cell):
             block = re.search(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S)
-            found[assignments.nbgrader_meta(cell)["grade_id"]] = [
+            found[exercises.nbgrader_meta(cell)["grade_id"]] = [
                 line.strip() for line in (block[1] if block else "").splitlines() if line.strip()]
     return found
 
 
 def assert_student_copy(instructor, student):
     """A released notebook: same cells, no solutions, no hidden tests, no outputs, nbgrader checksums."""
-    assert assignments.leaks(student) == []
+    assert release.leaks(student) == []
     src, out = read(instructor), read(student)
     assert len(src.cells) == len(out.cells)
     outside = [grading.SOLUTION_BLOCK.sub("", c.source) for c in src.cells]
     elsewhere = {line.strip() for text in outside for line in text.splitlines()}
     answers = solution_lines(src)
     for cell in out.cells:
-        meta = assignments.nbgrader_meta(cell)
+        meta = exercises.nbgrader_meta(cell)
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
-        if assignments.is_solution(cell):
+        if exercises.is_solution(cell):
             assert "raise NotImplementedError()" in cell.source
             assert "hide-input" in cell.metadata["tags"]
             released_lines = {line.strip() for line in cell.source.splitlines()}
             for line in answers[meta["grade_id"]]:
                 assert line not in released_lines or line in elsewhere, f"solution line released: {line}"
-        if assignments.is_check(cell):
+        if exercises.is_check(cell):
             assert meta["locked"] and cell.metadata["editable"] is False and "checksum" in meta
             original = next(c for c in src.cells
-                            if assignments.nbgrader_meta(c).get("grade_id") == meta["grade_id"])
+                            if exercises.nbgrader_meta(c).get("grade_id") == meta["grade_id"])
             hidden = re.search(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", original.source, re.S)
             released_lines = {line.strip() for line in cell.source.splitlines()}
             public = {line.strip() for line in grading.HIDDEN_BLOCK.sub("", original.source).splitlines()}
@@ -80,26 +80,26 @@ def assert_student_copy(instructor, student):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_chapter_exercises_follow_the_format(path):
-    assert assignments.exercise_problems(read(path), min_exercises=3) == []
+    assert exercises.exercise_problems(read(path), min_exercises=3) == []
 
 
 def test_fixture_follows_the_format_and_a_malformed_notebook_is_caught():
-    assert assignments.exercise_problems(read(PRACTICE), min_exercises=3) == []
-    problems = "\n".join(assignments.exercise_problems(read(FIXTURES / "malformed" / "malformed.ipynb")))
+    assert exercises.exercise_problems(read(PRACTICE), min_exercises=3) == []
+    problems = "\n".join(exercises.exercise_problems(read(FIXTURES / "malformed" / "malformed.ipynb")))
     for expected in ["needs the tag 'hide-input'", "'practice-ex1-solution' is used twice", "points > 0",
                      "after it, a '### END SOLUTION' line", "should call a checker from dltoolbox.checks",
                      "'### BEGIN HIDDEN TESTS' ... '### END HIDDEN TESTS' block"]:
         assert expected in problems
     with pytest.raises(ValueError, match="do not follow the format"):
-        assignments.release([FIXTURES / "malformed"], out=ROOT / "tests" / "no-such-release-folder")
+        release.release([FIXTURES / "malformed"], out=ROOT / "tests" / "no-such-release-folder")
     assert not (ROOT / "tests" / "no-such-release-folder").exists()
 
 
 def test_solutions_are_collapsed_behind_a_toggle_in_the_book(tmp_path):
     """MyST-NB (the book's renderer) puts each `hide-input` solution inside a closed <details> toggle;
-    dltoolbox.book.exercises drops the hidden tests from the page."""
+    dltoolbox.course.book.exercises drops the hidden tests from the page."""
     shutil.copy(PRACTICE, tmp_path)
-    (tmp_path / "conf.py").write_text('extensions = ["myst_nb", "dltoolbox.book.exercises"]\n'
+    (tmp_path / "conf.py").write_text('extensions = ["myst_nb", "dltoolbox.course.book.exercises"]\n'
                                       'nb_execution_mode = "off"\nhtml_theme = "sphinx_book_theme"\n'
                                       'root_doc = "practice"\n')
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-b", "html", str(tmp_path),
@@ -122,7 +122,7 @@ def test_solutions_are_collapsed_behind_a_toggle_in_the_book(tmp_path):
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     out = tmp_path_factory.mktemp("release")
-    written = assignments.release([SOURCE / "00_practice"], out=out)
+    written = release.release([SOURCE / "00_practice"], out=out)
     return out, written
 
 
@@ -137,13 +137,13 @@ def test_release_writes_student_copies_without_solutions_or_hidden_tests(release
 
 def test_release_refuses_to_overwrite_and_stays_out_of_chapters(released, tmp_path, capsys):
     out, _ = released
-    assert assignments.main(["release", str(SOURCE / "00_practice"), "--out", str(out)]) == 2
+    assert cli.main(["release", str(SOURCE / "00_practice"), "--out", str(out)]) == 2
     assert "is not empty" in capsys.readouterr().err
     with pytest.raises(ValueError, match="outside chapters"):
-        assignments.release([SOURCE / "00_practice"], out=ROOT / "chapters" / "release")
+        release.release([SOURCE / "00_practice"], out=ROOT / "chapters" / "release")
     kept = tmp_path / "mine.txt"
     kept.write_text("a student's file")
-    assignments.release([SOURCE / "00_practice"], out=tmp_path, force=True)
+    release.release([SOURCE / "00_practice"], out=tmp_path, force=True)
     assert kept.read_text() == "a student's file"
 
 
@@ -153,7 +153,7 @@ def test_release_of_the_chapter_notebooks(tmp_path):
     for folder in CHAPTERS:
         shutil.copytree(folder, chapters / folder.name, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     before = digest(chapters)
-    written = assignments.release(sorted(chapters.iterdir()), out=tmp_path / "release")
+    written = release.release(sorted(chapters.iterdir()), out=tmp_path / "release")
     assert digest(chapters) == before, "the release never modifies the chapters"
     assert {(p.parent.name, p.name) for p in NOTEBOOKS} <= {(p.parent.name, p.name) for p in written}
     for path in written:
@@ -170,7 +170,7 @@ def graded(tmp_path_factory):
     (folder / "submitted" / "teacher" / "00_practice").mkdir(parents=True)
     shutil.copy(PRACTICE, folder / "submitted" / "teacher" / "00_practice")
     before = digest(folder / "submitted")
-    code = assignments.main(["grade", str(folder / "submitted"), "--source", str(SOURCE), "--out",
+    code = cli.main(["grade", str(folder / "submitted"), "--source", str(SOURCE), "--out",
                              str(folder / "gradebook"), "--timeout", "5", "--notebook-timeout", "120", *UNSAFE])
     assert code == 0
     assert digest(folder / "submitted") == before, "submissions are never modified"
@@ -235,7 +235,7 @@ def test_gradebook_is_written_as_csv_and_json(graded, capsys):
     executed = read(folder / "gradebook" / "executed" / "ada" / "00_practice" / "practice.ipynb")
     ran = "".join(c.source for c in executed.cells)  # the visible checks ran in the kernel; the judge ran the rest
     assert "check.exercise_1(variance)" in ran and "### BEGIN HIDDEN TESTS" not in ran and "hidden=True" not in ran
-    assert assignments.main(["grade", str(folder / "submitted"), "--source", str(SOURCE),
+    assert cli.main(["grade", str(folder / "submitted"), "--source", str(SOURCE),
                              "--out", str(folder / "gradebook")]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
 

@@ -202,7 +202,7 @@ def test_committed_attention_sweep_gives_both_arms_the_same_grid_and_the_noteboo
     import json
     from pathlib import Path
 
-    from dltoolbox import sweeps
+    from dltoolbox.experiments import sweeps
 
     root = Path(__file__).resolve().parents[1] / "chapters" / "04_attention"
     table = json.loads((root / "sweep.json").read_text())
@@ -261,7 +261,7 @@ def test_the_committed_equal_time_table_is_the_baseline_at_the_attention_models_
     import json
     from pathlib import Path
 
-    from dltoolbox import sweeps
+    from dltoolbox.experiments import sweeps
 
     root = Path(__file__).resolve().parents[1] / "chapters" / "04_attention"
     table = json.loads((root / "equal_time.json").read_text())

@@ -5,7 +5,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from dltoolbox import notebooks
+from dltoolbox.course import notebooks
 
 
 def test_benchmark_times_and_measures_a_notebook_without_touching_it(tmp_path):
@@ -36,7 +36,7 @@ def test_a_failing_notebook_is_an_error(tmp_path):
 def test_the_readme_shows_the_latest_benchmark():
     table = json.loads(notebooks.BENCHMARK_FILE.read_text())
     readme = (notebooks.ROOT / "README.md").read_text(encoding="utf-8")
-    assert notebooks.benchmark_markdown(table) in readme, "run python -m dltoolbox.notebooks benchmark"
+    assert notebooks.benchmark_markdown(table) in readme, "run python -m dltoolbox.course.notebooks benchmark"
 
 
 def test_the_readme_block_is_replaced_between_its_markers_only(tmp_path):

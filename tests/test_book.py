@@ -72,7 +72,7 @@ def test_running_times_page_shows_the_latest_benchmark(html):
 
 
 def test_results_page_puts_each_paper_beside_its_measurement(html):
-    from dltoolbox.book import glance
+    from dltoolbox.course.book import glance
 
     page = (html / "chapters/results.html").read_text()
     glance_part = page.split('class="course-glance', 1)[1].split("</table>", 1)[0]

@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from dltoolbox.book import assets
+from dltoolbox.course.book import assets
 
 
 def tarball(files):

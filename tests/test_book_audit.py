@@ -1,6 +1,6 @@
 """Every page of the built book passes an automated accessibility audit and loads only the scripts it uses.
 
-* axe-core (pinned in ``dltoolbox.book.offline.AUDIT``, fetched from the npm registry like the book's other
+* axe-core (pinned in ``dltoolbox.course.book.offline.AUDIT``, fetched from the npm registry like the book's other
   vendored scripts, with its licence, into ``_vendor/axe-core/``, which is kept out of the built book) is
   injected by Playwright into every page, offline (every non-file request blocked, as in test_book.py), at
   1280 px, in the light and the dark colour scheme. No page has a serious or critical violation, except
@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from conftest import ROOT
-from dltoolbox.book import offline
+from dltoolbox.course.book import offline
 from test_book import browser, offline_context  # noqa: F401 - browser: the fixture, used here
 
 REPORT = ROOT / "_build" / "audit"

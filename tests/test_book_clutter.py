@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, chapter_notebooks
-from dltoolbox import notebooks, results
+from dltoolbox import results
+from dltoolbox.course import notebooks
 from dltoolbox.checks import passed
 from dltoolbox.progress import DISABLE_ENV_VAR
 
@@ -28,7 +29,7 @@ BAR_TEXT = re.compile(r"\d+%\|.*\|\s*\S+/\S+\s*\[|\d\s*\[\d+:\d\d.*(?:it/s|s/it)
 
 # Notebooks whose stored outputs are still to be cleaned. This set may only shrink: when one of them is
 # clean, the test below says so and it must be removed from here. 02_ngrams is being re-run; afterwards:
-#     python -m dltoolbox.notebooks clean chapters/02_ngrams/ngrams.ipynb
+#     python -m dltoolbox.course.notebooks clean chapters/02_ngrams/ngrams.ipynb
 PENDING = set()
 PENDING_AT_START = {"chapters/02_ngrams/ngrams.ipynb"}
 
@@ -267,7 +268,7 @@ NAMES = [p.relative_to(ROOT).as_posix() for p in NOTEBOOKS]
 
 
 def test_the_pending_set_only_shrinks():
-    print(f"notebooks still to clean (python -m dltoolbox.notebooks clean PATH): {sorted(PENDING) or 'none'}")
+    print(f"notebooks still to clean (python -m dltoolbox.course.notebooks clean PATH): {sorted(PENDING) or 'none'}")
     assert PENDING <= PENDING_AT_START, "the pending set may only shrink"
     assert PENDING <= set(NAMES), f"no such notebook: {sorted(PENDING - set(NAMES))}"
     done = [name for name in sorted(PENDING) if not clutter(json.loads((ROOT / name).read_text(encoding="utf-8")))]
@@ -277,7 +278,7 @@ def test_the_pending_set_only_shrinks():
 @pytest.mark.parametrize("name", NAMES)
 def test_stored_outputs_hold_no_clutter(name):
     if name in PENDING:
-        pytest.skip(f"pending: {name} (python -m dltoolbox.notebooks clean {name})")
+        pytest.skip(f"pending: {name} (python -m dltoolbox.course.notebooks clean {name})")
     nb = json.loads((ROOT / name).read_text(encoding="utf-8"))
     assert clutter(nb) == []
 
@@ -291,7 +292,7 @@ def test_the_results_table_names_every_metric_and_the_dict_is_still_read(name):
     cell = results.results_cells(json.loads((ROOT / name).read_text(encoding="utf-8")))[0]
     html = _text([o for o in cell["outputs"] if o["output_type"] == "execute_result"][-1]["data"]["text/html"])
     assert html == results.results_html(metrics, {k: tuple(v) for k, v in named.items()}), \
-        "the table report() would show: python -m dltoolbox.notebooks clean " + name
+        "the table report() would show: python -m dltoolbox.course.notebooks clean " + name
 
 
 def test_the_clutter_check_finds_what_it_looks_for():

@@ -2,9 +2,9 @@
 
 A stored widget control (slider, text box, dropdown, button, checkbox...) is drawn in the static book by
 the widgets' HTML manager, but no Python answers it there: it would move and take typing and nothing would
-change. So `python -m dltoolbox.notebooks clean` stores every control disabled and puts a "Needs a running
+change. So `python -m dltoolbox.course.notebooks clean` stores every control disabled and puts a "Needs a running
 kernel" note with the launch hint right before the first widget of its cell; running the cell in Jupyter
-replaces both with live controls. nbval (with the dltoolbox.nbval_kernels plugin) does not compare the note.
+replaces both with live controls. nbval (with the dltoolbox.course.nbval_kernels plugin) does not compare the note.
 
 * unit tests of the sanitizer on small synthetic notebooks, and of nbval on one with a compared control cell;
 * every committed notebook's stored controls are disabled and labelled (a pending set that may only shrink);
@@ -21,7 +21,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT, chapter_notebooks
-from dltoolbox import notebooks
+from dltoolbox.course import notebooks
 from test_book import SETTLED, browser, pages  # noqa: F401 - browser is a fixture used here
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -32,7 +32,7 @@ HINT = "launch the notebook (rocket button at the top of the page)"
 # Notebooks whose stored controls are still to be disabled and labelled. This set may only shrink: when one
 # of them is done, the test below says so and it must be removed from here (and from PENDING_AT_START).
 # Both are being re-run, and `notebooks run` cleans what it stores; otherwise:
-#     python -m dltoolbox.notebooks clean chapters/02_ngrams/ngrams.ipynb chapters/03_seq2seq/seq2seq.ipynb
+#     python -m dltoolbox.course.notebooks clean chapters/02_ngrams/ngrams.ipynb chapters/03_seq2seq/seq2seq.ipynb
 PENDING = set()
 PENDING_AT_START = {"chapters/02_ngrams/ngrams.ipynb", "chapters/03_seq2seq/seq2seq.ipynb"}
 
@@ -149,7 +149,7 @@ def _nbval(folder, plugin=True):
     args = [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider",
             "-p", "no:xdist", "-c", os.devnull, "--rootdir", str(folder), "-q", str(folder)]
     if plugin:
-        args[3:3] = ["-p", "dltoolbox.nbval_kernels"]
+        args[3:3] = ["-p", "dltoolbox.course.nbval_kernels"]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=folder)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -216,7 +216,7 @@ def _load(name):
 
 
 def test_the_pending_set_only_shrinks():
-    print(f"notebooks whose controls are still to label (python -m dltoolbox.notebooks clean PATH): "
+    print(f"notebooks whose controls are still to label (python -m dltoolbox.course.notebooks clean PATH): "
           f"{sorted(PENDING) or 'none'}")
     assert PENDING <= PENDING_AT_START, "the pending set may only shrink"
     assert PENDING <= set(NAMES), f"no such notebook: {sorted(PENDING - set(NAMES))}"
@@ -227,7 +227,7 @@ def test_the_pending_set_only_shrinks():
 @pytest.mark.parametrize("name", NAMES)
 def test_every_stored_control_is_disabled_and_labelled(name):
     if name in PENDING:
-        pytest.skip(f"pending: {name} (python -m dltoolbox.notebooks clean {name})")
+        pytest.skip(f"pending: {name} (python -m dltoolbox.course.notebooks clean {name})")
     assert control_problems(_load(name)) == []
 
 

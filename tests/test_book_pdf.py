@@ -1,9 +1,9 @@
-"""The book as a PDF (dltoolbox.book.pdf): printed from the single-page build, every chapter in it, every
+"""The book as a PDF (dltoolbox.course.book.pdf): printed from the single-page build, every chapter in it, every
 equation typeset, no TeX left raw; and the landing page links it only when it exists."""
 import pytest
 
 from conftest import ROOT
-from dltoolbox.book import pdf
+from dltoolbox.course.book import pdf
 
 
 def test_the_book_prints_to_a_pdf_with_every_chapter_and_its_equations(tmp_path):
@@ -38,4 +38,4 @@ def test_the_landing_page_links_the_pdf_only_when_it_was_built(html):
     if (ROOT / "_build" / "pdf" / pdf.PDF_NAME).exists():
         assert pdf.PDF_NAME in page and (html / pdf.PDF_NAME).exists()
     else:
-        assert "python -m dltoolbox.book.pdf" in page and pdf.PDF_NAME not in page
+        assert "python -m dltoolbox.course.book.pdf" in page and pdf.PDF_NAME not in page

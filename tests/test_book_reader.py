@@ -195,7 +195,7 @@ def words(text):
 
 
 def test_the_transcript_has_a_heading_per_segment_and_links_back_to_every_quote(html):
-    from dltoolbox.book.sphinxext import interview_segments
+    from dltoolbox.course.book.sphinxext import interview_segments
 
     page = (html / "chapters/transcript.html").read_text(encoding="utf-8")
     assert page.count('id="line-') == 579
@@ -271,7 +271,7 @@ def test_the_quotes_collected_across_pages_survive_parallel_reading_and_rereadin
     them in parallel, and dropped when a page is read again."""
     from types import SimpleNamespace
 
-    from dltoolbox.book import sphinxext
+    from dltoolbox.course.book import sphinxext
 
     def quote(docname, first, last):
         return {"docname": docname, "first": first, "last": last, "speaker": "Oriol Vinyals",

@@ -21,7 +21,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from dltoolbox import assignments
+from dltoolbox.classroom import cli
 from dltoolbox.classroom import grading, sandbox
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -84,7 +84,7 @@ def hostile(tmp_path_factory):
     tmp = folder / "grader-tmp"  # the grader's temporary files, to see what is left
     tmp.mkdir()
     start = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "dltoolbox.assignments", "grade", str(folder / "submitted"),
+    run = subprocess.run([sys.executable, "-m", "dltoolbox.classroom", "grade", str(folder / "submitted"),
                           "--source", str(folder / "source"), "--out", str(folder / "gradebook"),
                           "--timeout", "10", "--notebook-timeout", "120", "--disk", str(DISK)],
                          capture_output=True, timeout=1800, cwd=folder, env=dict(os.environ, TMPDIR=str(tmp)))
@@ -280,7 +280,7 @@ def test_gradebook_is_never_written_through_a_symlink(tmp_path):
 def test_without_a_sandbox_grading_is_refused_unless_asked_for(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sandbox, "problem", lambda: "bubblewrap (bwrap) is not installed")
     (tmp_path / "submitted" / "ada").mkdir(parents=True)
-    code = assignments.main(["grade", str(tmp_path / "submitted"), "--source", str(FIXTURES / "source"),
+    code = cli.main(["grade", str(tmp_path / "submitted"), "--source", str(FIXTURES / "source"),
                              "--out", str(tmp_path / "gradebook")])
     err = capsys.readouterr().err
     assert code == 2 and "no sandbox can be made" in err and "--unsafe-no-sandbox" in err
@@ -292,7 +292,7 @@ def test_a_signal_stops_one_notebook_not_the_class(tmp_path):
     """One Ctrl-C (or a stray SIGINT) while a notebook runs: that notebook is marked, the rest is graded."""
     for student in ("ada", "dan"):
         shutil.copytree(FIXTURES / "submissions" / student, tmp_path / "submitted" / student)
-    grader = subprocess.Popen([sys.executable, "-u", "-m", "dltoolbox.assignments", "grade", str(tmp_path / "submitted"),
+    grader = subprocess.Popen([sys.executable, "-u", "-m", "dltoolbox.classroom", "grade", str(tmp_path / "submitted"),
                                "--source", str(FIXTURES / "source"), "--out", str(tmp_path / "gradebook"),
                                "--timeout", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for line in grader.stdout:  # ada is graded; dan's endless loop comes next

@@ -350,7 +350,7 @@ def test_the_grader_refuses_an_environment_the_sandbox_cannot_see(tmp_path):
         sub = tmp_path / "submitted" / "ada"
         sub.mkdir(parents=True)
         shutil.copy(ADA, sub)
-        run = subprocess.run([str(python), "-m", "dltoolbox.assignments", "grade", str(sub.parent), "--source",
+        run = subprocess.run([str(python), "-m", "dltoolbox.classroom", "grade", str(sub.parent), "--source",
                               str(SOURCE), "--out", str(tmp_path / "gradebook")],
                              capture_output=True, text=True, timeout=300, env={"PATH": os.environ["PATH"]})
     finally:

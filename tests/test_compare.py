@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from dltoolbox import compare, sweeps
+from dltoolbox import compare
+from dltoolbox.experiments import sweeps
 
 
 def test_mean_interval_matches_t_table():

@@ -104,7 +104,7 @@ def test_committed_sweep_table_is_on_validation_classes_and_the_notebook_uses_it
     import json
     from pathlib import Path
 
-    from dltoolbox import sweeps
+    from dltoolbox.experiments import sweeps
 
     root = Path(__file__).resolve().parents[1] / "chapters" / "06_reuse"
     table = json.loads((root / "fewshot_sweep.json").read_text())

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dltoolbox import games, imitation, selfplay, sweeps
+from dltoolbox import games, imitation, selfplay
+from dltoolbox.experiments import sweeps
 from dltoolbox.games import Games, RandomAgent, ScriptedAgent, State
 
 

@@ -3,8 +3,8 @@ import hashlib
 import pytest
 
 from conftest import ROOT, chapter_notebooks, chapter_pages
-from dltoolbox import interview
-from dltoolbox.interview import Quote, QuoteError, check_quote, find_quotes, locate
+from dltoolbox.course import interview
+from dltoolbox.course.interview import Quote, QuoteError, check_quote, find_quotes, locate
 
 
 def test_transcript_is_the_seed_byte_for_byte():

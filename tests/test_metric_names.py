@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from dltoolbox import results
-from dltoolbox.book import sphinxext
+from dltoolbox.course.book import sphinxext
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from dltoolbox import nbval_kernels
+from dltoolbox.course import nbval_kernels
 
 
 def test_unknown_setting_is_a_clear_error():
@@ -31,7 +31,7 @@ def probe(tmp_path, kernels):
     out = tmp_path / "probe.jsonl"
     env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", nbval_kernels.MARK)}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "dltoolbox.nbval_kernels", "-p", "no:cacheprovider", "-p", "no:xdist",
+        [sys.executable, "-m", "pytest", "-p", "dltoolbox.course.nbval_kernels", "-p", "no:cacheprovider", "-p", "no:xdist",
          "--nbval-lax", "--nbval-current-env", f"--nbval-cpu-kernels={kernels}", "-c", os.devnull,
          "--rootdir", str(ROOT), "-q", str(ROOT / "tests/fixtures/kernel_probe/probe.ipynb")],
         capture_output=True, text=True, timeout=300, env={**env, "PROBE_OUT": str(out)}, cwd=ROOT,

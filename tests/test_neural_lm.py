@@ -138,7 +138,7 @@ def test_committed_sweep_table_is_on_validation_and_the_notebook_uses_its_choice
     from itertools import product
     from pathlib import Path
 
-    from dltoolbox import sweeps
+    from dltoolbox.experiments import sweeps
 
     root = Path(__file__).resolve().parents[1] / "chapters" / "02_ngrams"
     table = json.loads((root / "sweep.json").read_text())

@@ -81,22 +81,22 @@ def test_results_from_training_are_not_compared_and_claims_are(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_stored_outputs_name_the_machine_they_come_from(path):
     machine = load(path)["metadata"].get("dltoolbox", {}).get("executed_on")
-    assert machine, "re-run with python -m dltoolbox.notebooks run, which records the machine"
+    assert machine, "re-run with python -m dltoolbox.course.notebooks run, which records the machine"
     assert {"cpu", "arch", "kernels", "torch", "threads"} <= set(machine)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_first_code_cell_sets_up_colab_and_is_hidden_in_the_book(path):
-    from dltoolbox.notebooks import COLAB_CELL
+    from dltoolbox.course.notebooks import COLAB_CELL
 
     first = code_cells(path)[0]
-    assert "".join(first["source"]) == COLAB_CELL, "insert dltoolbox.notebooks.COLAB_CELL as the first code cell"
+    assert "".join(first["source"]) == COLAB_CELL, "insert dltoolbox.course.notebooks.COLAB_CELL as the first code cell"
     assert "remove-cell" in tags(first) and first["outputs"] == [], "hidden in the book, silent off Colab"
 
 
 def test_colab_cell_clones_the_repository_the_book_names():
     import yaml
-    from dltoolbox.notebooks import COLAB_CELL, REPOSITORY
+    from dltoolbox.course.notebooks import COLAB_CELL, REPOSITORY
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["repository"]["url"] == REPOSITORY and REPOSITORY in COLAB_CELL
@@ -115,7 +115,7 @@ def test_the_kernel_spread_is_of_the_stored_run():
     assert set(spread["notebooks"]) == set(IDS)
     for path, name in zip(NOTEBOOKS, IDS):
         native = {metric: entry["values"]["native"] for metric, entry in spread["notebooks"][name].items()}
-        assert native == read_results(path), f"{name}: re-run python -m dltoolbox.notebooks spread"
+        assert native == read_results(path), f"{name}: re-run python -m dltoolbox.course.notebooks spread"
         assert all(e["min"] <= e["values"]["native"] <= e["max"] for e in spread["notebooks"][name].values())
 
 

@@ -11,7 +11,8 @@ import zipfile
 import pytest
 
 from conftest import ROOT
-from dltoolbox import interview, locations, ngram
+from dltoolbox import locations, ngram
+from dltoolbox.course import interview
 
 CODE = ROOT / "code"
 PACKAGE = CODE / "dltoolbox"
@@ -85,8 +86,8 @@ def test_the_wheel_holds_the_data_files(installed):
 
 PROBE = """
 import hashlib, json
-import dltoolbox, dltoolbox.interview as interview, dltoolbox.ngram as ngram, dltoolbox.locations as locations
-from dltoolbox import assignments, grading
+import dltoolbox, dltoolbox.course.interview as interview, dltoolbox.ngram as ngram, dltoolbox.locations as locations
+from dltoolbox.classroom import cli, grading, release
 out = {
     "file": dltoolbox.__file__,
     "lines": len(interview.transcript_lines()),
@@ -96,12 +97,12 @@ out = {
     "in_checkout": locations.IN_CHECKOUT,
     "errors": [],
 }
-for call in (lambda: locations.checkout_path("chapters"), assignments.chapter_folders, grading.find_sources):
+for call in (lambda: locations.checkout_path("chapters"), release.chapter_folders, grading.find_sources):
     try:
         call()
     except locations.CheckoutNotFound as error:
         out["errors"].append(str(error))
-out["main"] = assignments.main(["check"])
+out["main"] = cli.main(["check"])
 print(json.dumps(out))
 """
 

@@ -1,6 +1,6 @@
 """No typed numbers from training: every decimal typed in the book's prose is a paper's, a setting, or glued.
 
-`dltoolbox.book.prose.typed_numbers` finds the decimals typed in Markdown (pages and notebook Markdown
+`dltoolbox.course.book.prose.typed_numbers` finds the decimals typed in Markdown (pages and notebook Markdown
 cells), skipping glue roles, code, math, links, citations, comments and interview quotes. Every one it
 finds must be explained below, by (path, number). A path may be narrowed to one notebook cell,
 ``"path#cell"``, where the same number is both a setting and a result in one notebook; the narrower key
@@ -17,7 +17,7 @@ import re
 from collections import defaultdict
 
 from conftest import ROOT
-from dltoolbox.book.prose import markdown_sources, typed_numbers
+from dltoolbox.course.book.prose import markdown_sources, typed_numbers
 
 
 def entries(path, numbers, why):

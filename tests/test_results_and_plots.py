@@ -104,7 +104,7 @@ def test_table_is_markdown_in_jupyter_and_html_in_the_book():
 
 
 def test_results_page_says_what_a_range_across_kernels_is():
-    from dltoolbox.book import sphinxext
+    from dltoolbox.course.book import sphinxext
 
     assert sphinxext.spread_text(None, 1.0) == "1 (range not measured)"
     assert sphinxext.spread_text({"min": 0.5, "max": 0.5}, 0.5) == "0.5"
@@ -127,7 +127,7 @@ def _executed(folder, name, metrics):
 
 
 def test_spread_records_each_metrics_range_across_kernel_settings(tmp_path):
-    from dltoolbox import notebooks
+    from dltoolbox.course import notebooks
 
     source = _executed(tmp_path / "chapters", "demo.ipynb", {"accuracy": 0.9, "seeds": 3})
     _executed(tmp_path / "default", "demo.ipynb", {"accuracy": 0.85, "seeds": 3})
@@ -152,7 +152,7 @@ def test_spread_records_each_metrics_range_across_kernel_settings(tmp_path):
 
 
 def test_spread_keeps_the_named_settings_values_and_refreshes_the_rest(tmp_path):
-    from dltoolbox import notebooks
+    from dltoolbox.course import notebooks
 
     source = _executed(tmp_path / "chapters", "demo.ipynb", {"accuracy": 0.9, "seconds": 10.0, "seeds": 3})
     _executed(tmp_path / "default", "demo.ipynb", {"accuracy": 0.85, "seconds": 30.0, "seeds": 3})
@@ -171,7 +171,7 @@ def test_spread_runs_each_setting_in_its_own_environment(tmp_path):
     """A native run after a forced one (same worker) must not inherit the forced kernel's environment."""
     import nbformat
 
-    from dltoolbox import notebooks
+    from dltoolbox.course import notebooks
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(

@@ -1,6 +1,6 @@
 """The Results page reads at a glance, on a desk and on a phone.
 
-Unit tests of dltoolbox.book.glance: the claims grouped under the chapters' names in the order of _toc.yml,
+Unit tests of dltoolbox.course.book.glance: the claims grouped under the chapters' names in the order of _toc.yml,
 the verdicts counted as verdicts.judge computes them, a badge that reads without colour for each verdict.
 Then the built page: the count at the top, each claim linked to the section of its notebook that measures
 it, every metric folded into one closed <details> per notebook. Then a browser (Debian's chromium, every
@@ -21,7 +21,7 @@ import yaml
 from conftest import ROOT
 from test_book import browser  # noqa: F401 (the suite's Chromium, one per module)
 from dltoolbox import results
-from dltoolbox.book import glance, verdicts
+from dltoolbox.course.book import glance, verdicts
 
 SHOTS = ROOT / "_build" / "screenshots" / "results"
 VERDICTS = (verdicts.REPRODUCED, verdicts.NOT_REPRODUCED, verdicts.INCONCLUSIVE)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import ROOT
-from dltoolbox import games, imitation, selfplay, sweeps
+from dltoolbox import games, imitation, selfplay
+from dltoolbox.experiments import sweeps
 
 CHAPTER = ROOT / "chapters" / "05_replays"
 TINY = {"num_steps": 2, "games_per_step": 8, "eval_every": 1, "eval_games": 4}

@@ -209,7 +209,7 @@ def test_committed_seq2seq_tables_tune_both_orders_alike_and_the_notebook_uses_t
     import json
     from pathlib import Path
 
-    from dltoolbox import sweeps
+    from dltoolbox.experiments import sweeps
 
     root = Path(__file__).resolve().parents[1] / "chapters" / "03_seq2seq"
     table = json.loads((root / "sweep.json").read_text())

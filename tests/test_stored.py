@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from dltoolbox import stored
+from dltoolbox.experiments import stored
 
 
 def fake_train(job):
@@ -19,7 +19,7 @@ JOBS = [{"seed": 0, "train": {"steps": 2}}, {"seed": 1, "train": {"steps": 2}}]
 @pytest.fixture
 def saved(tmp_path):
     path = tmp_path / "runs.pt"
-    stored.save(path, JOBS, [fake_train(j) for j in JOBS], "python -m dltoolbox.stored x", 1.0)
+    stored.save(path, JOBS, [fake_train(j) for j in JOBS], "python -m dltoolbox.experiments.stored x", 1.0)
     return path
 
 

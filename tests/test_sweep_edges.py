@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dltoolbox import scaling, sweeps
+from dltoolbox import scaling
+from dltoolbox.experiments import sweeps
 
 ROOT = Path(__file__).resolve().parents[1]
 LR_SWEEP = "chapters/07_scale/lr_sweep.json"

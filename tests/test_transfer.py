@@ -95,7 +95,7 @@ def test_committed_lm_init_table_is_a_validation_choice_and_the_notebook_uses_it
     import json
     from pathlib import Path
 
-    from dltoolbox import sweeps
+    from dltoolbox.experiments import sweeps
 
     chapter = Path(__file__).resolve().parents[1] / "chapters" / "06_reuse"
     table = json.loads((chapter / "lm_init_sweep.json").read_text())

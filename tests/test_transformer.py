@@ -153,7 +153,7 @@ def test_committed_transformer_sweeps_give_every_arm_the_same_grid_and_the_noteb
     import json
     from pathlib import Path
 
-    from dltoolbox import sweeps
+    from dltoolbox.experiments import sweeps
 
     root = Path(__file__).resolve().parents[1] / "chapters" / "04_attention"
     table = json.loads((root / "transformer_sweep.json").read_text())

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from dltoolbox.book import glance, verdicts
+from dltoolbox.course.book import glance, verdicts
 
 CLAIM = {"notebook": "chapters/a.ipynb", "cite": "k", "figure": "Fig. 1", "paper": "p", "claim": "arm A beats arm B",
          "metric": "gain", "interval": "seeds", "above": 0, "measured": "gain {gain:+.2f}"}

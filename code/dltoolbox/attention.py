@@ -318,7 +318,7 @@ def run(job):
 
 def sweep(processes=2):
     """Each arm's source order, peak learning rate and schedule, chosen on the 200 validation pairs by exact
-    match (python -m dltoolbox.sweeps attention): the same grid, budget and seeds for both arms."""
+    match (python -m dltoolbox.experiments.sweeps attention): the same grid, budget and seeds for both arms."""
     from itertools import product
 
     from .compare import run_parallel
@@ -337,10 +337,10 @@ def sweep(processes=2):
 def equal_time(processes=2, table="chapters/04_attention/sweep.json", seeds=(0, 1, 2, 3)):
     """The model without attention given the attention model's training time (EQUAL_TIME_STEPS steps), its
     chosen recipe, on the notebook's seeds, scored on the test pairs and the longer ones (python -m
-    dltoolbox.sweeps attention_equal_time): too long to train in the notebook, so a committed table whose
+    dltoolbox.experiments.sweeps attention_equal_time): too long to train in the notebook, so a committed table whose
     rows keep which sentences each seed translated exactly ("correct", a string of 0s and 1s in the order
     of the test pairs and then the longer ones), for a paired comparison with the notebook's runs."""
-    from . import sweeps
+    from .experiments import sweeps
     from .compare import run_parallel
 
     chosen = sweeps.chosen(table)["no attention"]

@@ -385,7 +385,7 @@ def sweep(processes=2, seeds=(0, 1, 2), episodes=100):
     Stage 2: each adapting arm (scratch, fine-tune, linear head) over its 8-setting grid, each seed, fine-tune
     and linear head on the classifier trained with the lr and steps stage 1 chose. Score: mean 5-way accuracy at K = 1, 5.
     """
-    from . import sweeps
+    from .experiments import sweeps
     from .compare import run_parallel
     from .glyphs import make_glyphs
 

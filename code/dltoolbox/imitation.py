@@ -336,7 +336,7 @@ def validation_run(seed, num_games=400, betas=BETAS):
 
 
 def sweep(processes=2, seeds=(0, 1, 2)):
-    """The validation table of beta per search depth (python -m dltoolbox.sweeps imitation)."""
+    """The validation table of beta per search depth (python -m dltoolbox.experiments.sweeps imitation)."""
     from .compare import run_parallel
     rows = [row for part in run_parallel(validation_run, list(seeds), processes, desc="beta sweep") for row in part]
     return {"rows": rows, "settings": ["beta"], "metric": "win", "goal": "max", "arm": "depth",

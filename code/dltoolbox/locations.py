@@ -23,6 +23,12 @@ def data_file(name):
     return resources.files(__package__).joinpath("data").joinpath(name)
 
 
+# A byte-for-byte copy of the course seed, seeds/000_236d15bae6bd2c15.txt, shipped inside the package
+# so that an installed wheel has it too (tests/test_packaging.py checks that the two are identical).
+TRANSCRIPT = data_file("transcript.txt")
+TRANSCRIPT_SHA256 = "47cfecaebfdb6265a51bb4f64ca948be5afc8dba275d95c69417b38f06946f22"
+
+
 def checkout_path(*parts):
     """ROOT / parts, a path in the course checkout; CheckoutNotFound when there is no checkout."""
     if not IN_CHECKOUT:

@@ -223,8 +223,8 @@ STORED_SEEDS = (0, 1, 2, 3)  # the notebook's seeds
 
 def stored_jobs(seeds=STORED_SEEDS):
     """The notebook's runs: the setting chosen by the sweep (sweep.json), one per seed, trained on all the
-    training text like the Kneser-Ney counts; `python -m dltoolbox.stored ngrams_mlp` stores them."""
-    from . import sweeps
+    training text like the Kneser-Ney counts; `python -m dltoolbox.experiments.stored ngrams_mlp` stores them."""
+    from .experiments import sweeps
 
     setting = sweeps.chosen(Path(__file__).resolve().parents[2] / "chapters/02_ngrams/sweep.json")["None"]
     return [job_for(setting, seed, data="train") for seed in seeds]
@@ -244,7 +244,7 @@ def kneser_ney_valid_log2():
 
 
 def sweep(processes=2):
-    """The MLP's settings searched on the validation slice (python -m dltoolbox.sweeps ngrams); each row also
+    """The MLP's settings searched on the validation slice (python -m dltoolbox.experiments.sweeps ngrams); each row also
     holds the weight on the MLP of its mixture with Kneser-Ney, chosen on the same validation slice."""
     from itertools import product
 

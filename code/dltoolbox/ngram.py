@@ -6,11 +6,10 @@ from collections import Counter
 
 import numpy as np
 
-from . import interview
-from .locations import data_file
+from .locations import TRANSCRIPT, TRANSCRIPT_SHA256, data_file
 
 CORPORA = {  # name -> (file in dltoolbox/data, SHA-256)
-    "interview": (interview.TRANSCRIPT, interview.TRANSCRIPT_SHA256),
+    "interview": (TRANSCRIPT, TRANSCRIPT_SHA256),
     "devil": (data_file("devils_dictionary.txt"), "6a4cdb18a85020e7c57ef435a80d1719104533476d081e7977e0b2dc32a01e6a"),
 }
 LEVELS = ("char", "word", "byte")

@@ -2,7 +2,7 @@
 
 A bar is there for whoever watches a run; it is never part of a notebook's results. So:
 
-* ``$DLTOOLBOX_NO_PROGRESS=1`` silences every bar (``python -m dltoolbox.notebooks run`` sets it while it
+* ``$DLTOOLBOX_NO_PROGRESS=1`` silences every bar (``python -m dltoolbox.course.notebooks run`` sets it while it
   executes the notebooks it stores);
 * a process started by :mod:`multiprocessing` (a worker of ``compare.run_parallel``) shows none: its bars
   would reach the notebook as raw text on stderr, interleaved with the other workers';

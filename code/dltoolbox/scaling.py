@@ -17,7 +17,8 @@ import torch.nn as nn
 from scipy import optimize
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import frozen, ngram, sweeps
+from . import frozen, ngram
+from .experiments import sweeps
 from .compare import mean_interval  # noqa: F401  (sc.mean_interval in the notebook)
 from .progress import progress
 
@@ -361,7 +362,7 @@ def sweep_learning_rates(widths=FAMILY_WIDTHS, lrs=SWEEP_LRS, seeds=(100, 101), 
 
 
 def sweep_table(table):
-    """The learning-rate table in dltoolbox.sweeps' form (one arm per width), for its edge check."""
+    """The learning-rate table in dltoolbox.experiments.sweeps' form (one arm per width), for its edge check."""
     return {"rows": table["rows"], "settings": ["lr"], "metric": "valid_loss", "goal": "min", "arm": "width"}
 
 
@@ -369,7 +370,7 @@ def chosen_learning_rates(table, allow_edge=False):
     """{width: lr} as the sweep chose them (lowest mean validation loss per width), re-derived from the rows.
 
     Raises ValueError if the table's "chosen" entries disagree with its own rows (an edited table), or if a
-    width's rate is the smallest or largest tried (see dltoolbox.sweeps.chosen; allow_edge accepts it).
+    width's rate is the smallest or largest tried (see dltoolbox.experiments.sweeps.chosen; allow_edge accepts it).
     """
     chosen = _best_rates(table["rows"])
     stated = {int(w): lr for w, lr in table["chosen"].items()}

@@ -168,7 +168,7 @@ def jobs(arms, seeds, bc_net, human, kl_coef=0.0, test=True, run=None):
 
 
 def sweep(processes=2):
-    """Validation table of the KL weight (python -m dltoolbox.sweeps kl_leash): win rate on VALID_POOL."""
+    """Validation table of the KL weight (python -m dltoolbox.experiments.sweeps kl_leash): win rate on VALID_POOL."""
     from .compare import run_parallel
     torch.set_num_threads(1)
     bc_net, human = bc_policy()

@@ -428,7 +428,7 @@ def run(job):
 
 def sweep(processes=2):
     """The peak learning rate and schedule of each source order, chosen on the 500 validation pairs by exact
-    match (python -m dltoolbox.sweeps seq2seq): the same grid, budget and seed for both orders."""
+    match (python -m dltoolbox.experiments.sweeps seq2seq): the same grid, budget and seed for both orders."""
     from itertools import product
 
     from .compare import run_parallel
@@ -484,8 +484,8 @@ def _checkpointed(job):
 def sweep_steps(processes=2, table="chapters/03_seq2seq/sweep.json"):
     """The second stage of the sweep: each source order's number of steps (STEPS_GRID), with the learning
     rate and schedule the first stage chose for it, scored on the validation pairs by exact match
-    (python -m dltoolbox.sweeps seq2seq_steps). Both orders get the same grid and seed."""
-    from . import sweeps
+    (python -m dltoolbox.experiments.sweeps seq2seq_steps). Both orders get the same grid and seed."""
+    from .experiments import sweeps
     from .compare import run_parallel
 
     chosen = sweeps.chosen(Path(__file__).resolve().parents[2] / table)
@@ -509,11 +509,11 @@ CAPACITY_GRID = {"num_hiddens": (96, 256), "steps": (400, 1600)}
 def capacity(processes=2, table="chapters/03_seq2seq/sweep.json"):
     """Does the long-sentence collapse move with capacity and training? The reversed model at each hidden
     size and number of steps of CAPACITY_GRID, with the learning rate and schedule the `seq2seq` sweep chose
-    for it, scored on the validation pairs (python -m dltoolbox.sweeps seq2seq_capacity); the metric is
+    for it, scored on the validation pairs (python -m dltoolbox.experiments.sweeps seq2seq_capacity); the metric is
     exact match on the 18–30-token ones."""
     from itertools import product
 
-    from . import sweeps
+    from .experiments import sweeps
     from .compare import run_parallel
 
     setting = sweeps.chosen(table)["reversed"]

@@ -216,14 +216,14 @@ STEPS = {"LSTM + attention": 400, "transformer": 500, "transformer (ALiBi)": 500
 BATCH_SIZE = 64
 SWEEP_GRID = {"lr": (1e-3, 3e-3, 1e-2, 3e-2), "schedule": ("constant", "warmup_linear")}
 SWEEP_SEEDS = (100,)  # apart from the notebook's seeds
-# The second stage of the recipe search (python -m dltoolbox.sweeps transformer_recipe): from each arm's
+# The second stage of the recipe search (python -m dltoolbox.experiments.sweeps transformer_recipe): from each arm's
 # first-stage choice, one setting at a time moved to each value below; the same settings for every arm.
 RECIPE_DEFAULTS = {"beta2": 0.999, "warmup_fraction": 0.05, "label_smoothing": 0.0}
 # warm-up 0.4 and label smoothing 0.3 were added when the first grid's 0.2 was a choice at its edge
 RECIPE_GRID = {"beta2": (0.98, 0.9999), "warmup_fraction": (0.0, 0.2, 0.4), "label_smoothing": (0.1, 0.2, 0.3)}
 RECIPE_LIMITS = {"warmup_fraction": [0.0, None], "label_smoothing": [0.0, None]}  # nothing lies below 0
 CHECKPOINT_EVERY = {"sweep": 100, "long": 250}  # steps between validation checkpoints (learning curves)
-LONG_STEPS = 3000  # every arm's chosen recipe trained six times longer (python -m dltoolbox.sweeps transformer_long)
+LONG_STEPS = 3000  # every arm's chosen recipe trained six times longer (python -m dltoolbox.experiments.sweeps transformer_long)
 LONG_SEEDS = (0, 1, 2, 3)  # the notebook's seeds
 
 
@@ -295,7 +295,7 @@ def _row(job, result):
 
 def sweep(processes=2):
     """Each arm's peak learning rate and schedule, chosen on the 200 validation pairs by exact match
-    (python -m dltoolbox.sweeps transformer): the same grid, seeds and training time for every arm, with
+    (python -m dltoolbox.experiments.sweeps transformer): the same grid, seeds and training time for every arm, with
     a validation learning curve per run."""
     from itertools import product
 
@@ -311,7 +311,7 @@ def sweep(processes=2):
 
 
 def sweep_recipe(processes=2, table="chapters/04_attention/transformer_sweep.json"):
-    """The recipe search's second stage (python -m dltoolbox.sweeps transformer_recipe): from each arm's
+    """The recipe search's second stage (python -m dltoolbox.experiments.sweeps transformer_recipe): from each arm's
     choice in the first-stage table, Adam's beta2, the warm-up's length and label smoothing, one at a time,
     on validation (the same settings, seeds and training time for every arm); the table keeps the first
     stage's rows (their recipe settings at RECIPE_DEFAULTS) and chooses from all of them. Run again after
@@ -319,7 +319,7 @@ def sweep_recipe(processes=2, table="chapters/04_attention/transformer_sweep.jso
     import json
     from pathlib import Path
 
-    from . import sweeps
+    from .experiments import sweeps
     from .compare import run_parallel
 
     first = json.loads(Path(table).read_text())
@@ -341,7 +341,7 @@ def sweep_recipe(processes=2, table="chapters/04_attention/transformer_sweep.jso
 
 def sweep_long(processes=2, table="chapters/04_attention/transformer_sweep.json"):
     """Every arm's chosen recipe given LONG_STEPS steps instead of STEPS, on the notebook's seeds, with
-    validation checkpoints; then scored on the test pairs and the longer ones (python -m dltoolbox.sweeps
+    validation checkpoints; then scored on the test pairs and the longer ones (python -m dltoolbox.experiments.sweeps
     transformer_long): how much training each needs, the arms compared at equal (long) steps, and how each
     extrapolates once it has learned the task.
 
@@ -349,7 +349,8 @@ def sweep_long(processes=2, table="chapters/04_attention/transformer_sweep.json"
     ("longer_correct", a string of 0s and 1s) and the teacher-forced hits and tokens of each (space-separated),
     so that the notebook can compare the two position schemes sentence by sentence.
     """
-    from . import attention, sweeps
+    from . import attention
+    from .experiments import sweeps
     from .compare import run_parallel
 
     chosen = sweeps.chosen(table)

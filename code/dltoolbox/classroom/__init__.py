@@ -1,5 +1,5 @@
 """The classroom: the exercise format, the student release, and the grader that runs each submission in a
-sandbox and judges its answers in a clean process. ``python -m dltoolbox.assignments`` is the command.
+sandbox and judges its answers in a clean process. ``python -m dltoolbox.classroom`` is the command.
 
 - :mod:`.exercises` the format of exercise cells (nbgrader metadata), and the checker calls of a check cell
 - :mod:`.release` student notebooks, and the package students install (no hidden tests)

@@ -1,24 +1,24 @@
-"""The command: ``python -m dltoolbox.assignments check | release | grade`` (see the README, "For instructors")."""
+"""The command: ``python -m dltoolbox.classroom check | release | grade`` (see the README, "For instructors")."""
 import argparse
 import sys
 
 import nbformat
 
 from ..locations import checkout_path
-from ..notebooks import notebook_paths
+from ..course.notebooks import notebook_paths
 from .exercises import exercise_problems
 from .release import release
 
 DESCRIPTION = """Classroom assignments: check the exercise format, release student notebooks, grade submissions.
 
-    python -m dltoolbox.assignments check [chapters...]            # every exercise follows the format
-    python -m dltoolbox.assignments release [chapters...] --out release/
-    python -m dltoolbox.assignments grade SUBMISSIONS --out gradebook/ [--source chapters]
+    python -m dltoolbox.classroom check [chapters...]            # every exercise follows the format
+    python -m dltoolbox.classroom release [chapters...] --out release/
+    python -m dltoolbox.classroom grade SUBMISSIONS --out gradebook/ [--source chapters]
 """
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m dltoolbox.assignments", description=DESCRIPTION,
+    parser = argparse.ArgumentParser(prog="python -m dltoolbox.classroom", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="check that every exercise follows the format")

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..locations import checkout_path
-from ..notebooks import notebook_paths
+from ..course.notebooks import notebook_paths
 from . import files, sandbox
 from .assemble import HIDDEN_BLOCK, SOLUTION_BLOCK, assemble
 from .gradebook import FIELDS, spreadsheet_safe, totals, write_gradebook

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 
 from ..locations import ROOT, checkout_path
-from ..notebooks import notebook_paths
+from ..course.notebooks import notebook_paths
 from .exercises import BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION, exercise_problems
 from . import HIDDEN, PACKAGE
 

@@ -1,6 +1,6 @@
 """Sphinx extension: the book shows each exercise's check call, not its hidden tests.
 
-Add ``dltoolbox.book.exercises`` to ``sphinx: extra_extensions`` in ``_config.yml``. The notebooks
+Add ``dltoolbox.course.book.exercises`` to ``sphinx: extra_extensions`` in ``_config.yml``. The notebooks
 keep their ``### BEGIN HIDDEN TESTS`` blocks (the autograder needs them); the rendered page drops them,
 and so do the notebooks the book offers for download (its ``_sources`` copies). Solutions need nothing
 here: their ``hide-input`` tag puts them behind a toggle.

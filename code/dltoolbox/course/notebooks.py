@@ -1,10 +1,10 @@
 """Re-execute the course notebooks and store their outputs (what nbval and the book compare against).
 
-    python -m dltoolbox.notebooks run                     # every notebook under chapters/
-    python -m dltoolbox.notebooks run chapters/02_ngrams  # one chapter
-    python -m dltoolbox.notebooks spread                  # results of every notebook on several CPU kernels
-    python -m dltoolbox.notebooks benchmark               # wall time and peak memory of every notebook
-    python -m dltoolbox.notebooks clean chapters/02_ngrams/ngrams.ipynb  # tidy stored outputs, no re-run
+    python -m dltoolbox.course.notebooks run                     # every notebook under chapters/
+    python -m dltoolbox.course.notebooks run chapters/02_ngrams  # one chapter
+    python -m dltoolbox.course.notebooks spread                  # results of every notebook on several CPU kernels
+    python -m dltoolbox.course.notebooks benchmark               # wall time and peak memory of every notebook
+    python -m dltoolbox.course.notebooks clean chapters/02_ngrams/ngrams.ipynb  # tidy stored outputs, no re-run
 
 `run` records in each notebook's metadata the machine its outputs come from, and stores no progress bar:
 its kernels run with $DLTOOLBOX_NO_PROGRESS=1, and it applies `clean` to what it stores. `clean` tidies
@@ -13,7 +13,7 @@ and their widget state; other stderr and other widgets stay), the `True` a passi
 leave under its cell, shows the `results` cell's metrics as a table of readable names (its input
 folded), and shows stored widget controls (sliders, text boxes, dropdowns, buttons...) disabled under a
 "needs a running kernel" note with the launch hint: in the static book nothing answers them, while running
-the cell in Jupyter gives live controls (nbval, with the dltoolbox.nbval_kernels plugin, does not compare
+the cell in Jupyter gives live controls (nbval, with the dltoolbox.course.nbval_kernels plugin, does not compare
 the note). `spread` executes every
 notebook (copies, never the originals) once per CPU kernel setting, two at a time, and writes the range
 of each results-cell metric to chapters/kernel_spread.json, which the Results page shows (run on some
@@ -39,8 +39,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from .locations import ROOT
-from .progress import DISABLE_ENV_VAR
+from ..locations import ROOT
+from ..progress import DISABLE_ENV_VAR
 
 
 def notebook_paths(paths):
@@ -72,7 +72,7 @@ if "google.colab" in sys.modules:
     subprocess.run(["git", "clone", "--depth", "1", "{REPOSITORY}", "/content/course"], check=False)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sacrebleu==2.6.0"], check=True)
     sys.path.insert(0, "/content/course/code")"""
-KERNEL_SETTINGS = {  # name -> environment of the kernel (the same names as dltoolbox.nbval_kernels)
+KERNEL_SETTINGS = {  # name -> environment of the kernel (the same names as dltoolbox.course.nbval_kernels)
     "native": {},
     "default": {"ATEN_CPU_CAPABILITY": "default"},
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
@@ -272,7 +272,7 @@ def show_results_table(nb, path=None):
     """Show the `results` cell's stored metrics as a table of readable names (chapters/metrics.yml, the
     notebook's entry when `path` is given), as report() now displays them, and fold the cell's input; in
     place. The dict stays as the output's text, where read_results() finds it. Returns 1 if it changed."""
-    from .results import RESULTS_TAG, names_for, report, results_cells, results_html
+    from ..results import RESULTS_TAG, names_for, report, results_cells, results_html
 
     notebook = _name(path) if path is not None else None
     changed = 0
@@ -417,7 +417,7 @@ def _name(path):
 
 def _execute_with(setting, path, folder, timeout):
     """Execute a copy of `path` into `folder` with one kernel setting's environment; its results."""
-    from .results import read_results
+    from ..results import read_results
 
     for env in KERNEL_SETTINGS.values():  # a clean slate: nothing left over from another setting's run
         for key in env:
@@ -439,7 +439,7 @@ def spread(paths, settings, timeout=900, jobs=2, out=SPREAD_FILE, reuse=None, ke
     reach its results (an exercise below its results cell), whose other settings would compute them again
     exactly as before.
     """
-    from .results import read_results
+    from ..results import read_results
 
     reuse = {s: Path(f) for s, f in (reuse or {}).items()}
     unknown = (set(settings) | set(reuse) | set(keep)) - set(KERNEL_SETTINGS)
@@ -510,7 +510,7 @@ def benchmark(paths, timeout=900, out=BENCHMARK_FILE):
     with tempfile.TemporaryDirectory() as folder:
         for path in notebook_paths(paths):
             copy = Path(folder) / path.name
-            code = (f"from dltoolbox.notebooks import execute; "
+            code = (f"from dltoolbox.course.notebooks import execute; "
                     f"execute({str(path)!r}, timeout={int(timeout)}, out={str(copy)!r})")
             start = time.perf_counter()
             child = subprocess.Popen([sys.executable, "-c", code])
@@ -554,7 +554,7 @@ def write_readme_benchmark(table, readme=ROOT / "README.md"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m dltoolbox.notebooks", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m dltoolbox.course.notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="re-execute notebooks and store their outputs")

@@ -2,7 +2,7 @@
 
 Each row puts side by side the claim as a predicate over the notebook's results, its verdict, what the
 course measured and what a paper found (with its citation and figure). The verdict is computed by
-:mod:`dltoolbox.book.verdicts` from the stored run and the runs under every CPU kernel setting
+:mod:`dltoolbox.course.book.verdicts` from the stored run and the runs under every CPU kernel setting
 (chapters/kernel_spread.json): reproduced, not reproduced or inconclusive. Nobody writes it. The claims
 and the papers' figures live in a small data file, `chapters/claims.yml`.
 
@@ -20,7 +20,7 @@ import yaml
 from docutils import nodes
 from sphinx.util import logging
 
-from .. import results
+from ... import results
 from . import verdicts
 
 CLAIMS_FILE = verdicts.CLAIMS_FILE
@@ -406,7 +406,7 @@ def setup(app):
                                      for name, env_ in spread["settings"].items())
                 out.append(nodes.paragraph(text=f"A range in brackets is over one run of each notebook per CPU "
                                                 f"kernel setting ({settings}) on an {m['arch']} {m['cpu']} with "
-                                                f"PyTorch {m['torch']}, written by python -m dltoolbox.notebooks "
+                                                f"PyTorch {m['torch']}, written by python -m dltoolbox.course.notebooks "
                                                 "spread."))
             for path, chapter in notebooks(root):
                 doc = path.relative_to(root).with_suffix("").as_posix()
@@ -470,7 +470,7 @@ def setup(app):
             if path.exists():
                 text = benchmark_markdown(json.loads(path.read_text(encoding="utf-8")))
             else:
-                text = ("No benchmark has been recorded yet: run `python -m dltoolbox.notebooks benchmark` on a "
+                text = ("No benchmark has been recorded yet: run `python -m dltoolbox.course.notebooks benchmark` on a "
                         "quiet machine and commit `chapters/benchmark.json`.")
             container = nodes.container(classes=["course-benchmark"])
             self.state.nested_parse(StringList(text.splitlines(), source=str(BENCHMARK_FILE)), self.content_offset,

@@ -9,7 +9,8 @@ from docutils.parsers.rst import Directive
 from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
 
-from .. import interview, results
+from ... import results
+from .. import interview
 
 logger = logging.getLogger(__name__)
 TRANSCRIPT_DOC = "chapters/transcript"
@@ -366,7 +367,7 @@ class StoredRunDirective(Directive):
             machine = executed_on(here / name)
             if machine is None:
                 raise self.error(f"{name} has no record of the machine it ran on; re-run it with "
-                                 "python -m dltoolbox.notebooks run")
+                                 "python -m dltoolbox.course.notebooks run")
             machines.append(machine)
         note = nodes.note(classes=["stored-run"])
         for machine in {json.dumps(m, sort_keys=True): m for m in machines}.values():  # one per machine
@@ -453,7 +454,7 @@ class ResultsDirective(Directive):
                                  for name, env_ in spread["settings"].items())
             out.append(nodes.paragraph(text=f"A range in brackets is over one run of each notebook per CPU kernel setting "
                                             f"({settings}) on an {m['arch']} {m['cpu']} with PyTorch {m['torch']}, "
-                                            "written by python -m dltoolbox.notebooks spread."))
+                                            "written by python -m dltoolbox.course.notebooks spread."))
         return out + [results_table]
 
     @staticmethod

@@ -1,7 +1,7 @@
 """Trained weights too costly for a notebook's two minutes: trained once by a command, committed with their
 checksum, and loaded by the notebook, which trains them itself when asked to.
 
-    python -m dltoolbox.stored NAME            # train the runs of NAME (see STORED) and write them
+    python -m dltoolbox.experiments.stored NAME            # train the runs of NAME (see STORED) and write them
 
 writes NAME's weights file and, beside it, a JSON manifest: the command, the jobs, the file's SHA-256, the
 machine and the seconds it took. A notebook calls :func:`runs` with the jobs it wants: it gets the stored
@@ -23,9 +23,9 @@ import torch
 RETRAIN_ENV = "DLTOOLBOX_RETRAIN"
 # name -> ("module:function" returning the jobs, "module:function" training one job, weights path)
 STORED = {
-    "ngrams_mlp": ("dltoolbox.neural_lm:stored_jobs", "dltoolbox.neural_lm:run", "chapters/02_ngrams/mlp_runs.pt"),
+    "ngrams_mlp": ("dltoolbox.experiments.ngrams:stored_jobs", "dltoolbox.experiments.ngrams:run", "chapters/02_ngrams/mlp_runs.pt"),
 }
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the repository root
 KEPT = ("job", "history", "state")  # what a stored run keeps; anything else is recomputed from the weights
 
 
@@ -62,7 +62,7 @@ def load(path, jobs):
     if not path.is_file() or not manifest_file.is_file():
         raise FileNotFoundError(f"no stored runs at {path} (or no manifest {manifest_file.name} beside it)")
     manifest = json.loads(manifest_file.read_text())
-    remake = f"make them again with `{manifest.get('command', 'python -m dltoolbox.stored')}`, or set {RETRAIN_ENV}=1"
+    remake = f"make them again with `{manifest.get('command', 'python -m dltoolbox.experiments.stored')}`, or set {RETRAIN_ENV}=1"
     if manifest.get("jobs") != _plain(jobs):
         raise ValueError(f"{path} holds runs of other jobs than these: {remake}")
     if _sha256(path) != manifest.get("sha256"):
@@ -78,7 +78,7 @@ def runs(path, jobs, train, processes=2, desc="runs"):
 
     Returns (results, where), `where` saying "stored" or "trained here".
     """
-    from .compare import run_parallel
+    from ..compare import run_parallel
 
     retrain = os.environ.get(RETRAIN_ENV, "") not in ("", "0")
     if not retrain and (Path(path).exists() or manifest_path(path).exists()):
@@ -87,18 +87,18 @@ def runs(path, jobs, train, processes=2, desc="runs"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m dltoolbox.stored", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dltoolbox.experiments.stored", description=__doc__.split("\n\n")[0])
     parser.add_argument("name", choices=sorted(STORED))
     parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args(argv)
     jobs_target, train_target, out = STORED[args.name]
     functions = [getattr(importlib.import_module(t.split(":")[0]), t.split(":")[1]) for t in (jobs_target, train_target)]
     jobs = functions[0]()
-    from .compare import run_parallel
+    from ..compare import run_parallel
 
     start = time.perf_counter()
     results = run_parallel(functions[1], jobs, args.processes, desc=args.name)
-    manifest = save(ROOT / out, jobs, results, f"python -m dltoolbox.stored {args.name}", time.perf_counter() - start)
+    manifest = save(ROOT / out, jobs, results, f"python -m dltoolbox.experiments.stored {args.name}", time.perf_counter() - start)
     print(f"wrote {out}: {len(jobs)} runs in {manifest['seconds']} s, sha256 {manifest['sha256'][:12]}…")
 
 

@@ -1,6 +1,6 @@
 """Hyperparameter sweeps too costly for a notebook: a command that writes a small committed table.
 
-    python -m dltoolbox.sweeps NAME [--out FILE] [--processes 2]
+    python -m dltoolbox.experiments.sweeps NAME [--out FILE] [--processes 2]
 
 runs the sweep NAME (see SWEEPS) and writes a JSON table of every setting tried, its seed and its score
 on validation data (never the test set), with the setting chosen for each arm. The notebook reads the
@@ -27,23 +27,25 @@ from pathlib import Path
 
 # name -> ("module:function", default output path)
 SWEEPS = {
-    "ngrams": ("dltoolbox.neural_lm:sweep", "chapters/02_ngrams/sweep.json"),
-    "imitation": ("dltoolbox.imitation:sweep", "chapters/05_replays/sweep.json"),
-    "fewshot": ("dltoolbox.fewshot:sweep", "chapters/06_reuse/fewshot_sweep.json"),
-    "lm_init": ("dltoolbox.transfer:sweep", "chapters/06_reuse/lm_init_sweep.json"),
-    "kl_leash": ("dltoolbox.selfplay:sweep", "chapters/05_replays/kl_sweep.json"),
-    "attention": ("dltoolbox.attention:sweep", "chapters/04_attention/sweep.json"),
-    "attention_equal_time": ("dltoolbox.attention:equal_time", "chapters/04_attention/equal_time.json"),
-    "seq2seq": ("dltoolbox.seq2seq:sweep", "chapters/03_seq2seq/sweep.json"),
-    "seq2seq_capacity": ("dltoolbox.seq2seq:capacity", "chapters/03_seq2seq/capacity.json"),
+    "ngrams": ("dltoolbox.experiments.ngrams:sweep", "chapters/02_ngrams/sweep.json"),
+    "imitation": ("dltoolbox.experiments.replays:imitation_sweep", "chapters/05_replays/sweep.json"),
+    "fewshot": ("dltoolbox.experiments.reuse:fewshot_sweep", "chapters/06_reuse/fewshot_sweep.json"),
+    "lm_init": ("dltoolbox.experiments.reuse:lm_init_sweep", "chapters/06_reuse/lm_init_sweep.json"),
+    "kl_leash": ("dltoolbox.experiments.replays:kl_sweep", "chapters/05_replays/kl_sweep.json"),
+    "attention": ("dltoolbox.experiments.attention:sweep", "chapters/04_attention/sweep.json"),
+    "attention_equal_time": ("dltoolbox.experiments.attention:equal_time", "chapters/04_attention/equal_time.json"),
+    "seq2seq": ("dltoolbox.experiments.seq2seq:sweep", "chapters/03_seq2seq/sweep.json"),
+    "seq2seq_capacity": ("dltoolbox.experiments.seq2seq:capacity", "chapters/03_seq2seq/capacity.json"),
     # the second stage of the seq2seq sweep: each source order's steps, with its first-stage lr and schedule
-    "seq2seq_steps": ("dltoolbox.seq2seq:sweep_steps", "chapters/03_seq2seq/steps_sweep.json"),
-    "transformer": ("dltoolbox.transformer:sweep", "chapters/04_attention/transformer_sweep.json"),
+    "seq2seq_steps": ("dltoolbox.experiments.seq2seq:sweep_steps", "chapters/03_seq2seq/steps_sweep.json"),
+    "transformer": ("dltoolbox.experiments.attention:transformer_sweep", "chapters/04_attention/transformer_sweep.json"),
     # the second stage of the transformer sweep: reads the first stage's table and writes it back extended
-    "transformer_recipe": ("dltoolbox.transformer:sweep_recipe", "chapters/04_attention/transformer_sweep.json"),
-    "transformer_long": ("dltoolbox.transformer:sweep_long", "chapters/04_attention/transformer_long.json"),
+    "transformer_recipe": ("dltoolbox.experiments.attention:transformer_recipe", "chapters/04_attention/transformer_sweep.json"),
+    "transformer_long": ("dltoolbox.experiments.attention:transformer_long", "chapters/04_attention/transformer_long.json"),
+    # each width's learning rate for chapter 7's model family
+    "scaling": ("dltoolbox.experiments.scale:lr_sweep", "chapters/07_scale/lr_sweep.json"),
 }
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the repository root
 
 # committed tables (paths from the repository root) whose choice sits at an edge, until their grid is extended
 EDGE_PENDING = {
@@ -195,11 +197,11 @@ def run(name, processes=2):
     target, _ = SWEEPS[name]
     module, function = target.split(":")
     table = getattr(importlib.import_module(module), function)(processes=processes)
-    return finish({"name": name, "command": f"python -m dltoolbox.sweeps {name}", **table})
+    return finish({"name": name, "command": f"python -m dltoolbox.experiments.sweeps {name}", **table})
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m dltoolbox.sweeps", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dltoolbox.experiments.sweeps", description=__doc__.split("\n\n")[0])
     parser.add_argument("name", choices=sorted(SWEEPS))
     parser.add_argument("--out", type=Path, help="where to write the table (default: the chapter's)")
     parser.add_argument("--processes", type=int, default=2)

@@ -5,7 +5,7 @@ from the npm registry at build time, pinned by version and SHA-256, and unpacked
 the repository root (not committed). The Sphinx extension adds that folder to ``html_static_path``, so
 its files land in ``_build/html/_static/`` next to the theme's and a page needs no network:
 
-    python -m dltoolbox.book.assets          # fetch (the book build does this itself when missing)
+    python -m dltoolbox.course.book.assets          # fetch (the book build does this itself when missing)
 
 ``_config.yml`` points Sphinx's ``mathjax_path`` and myst-nb's ``nb_ipywidgets_js`` at these files. The
 folder is not under the book's ``_static/``, whose scripts Jupyter Book would add to every page.
@@ -74,7 +74,7 @@ def fetch(dest, packages=PACKAGES, download=None):
             data = download(url)
         except OSError as error:
             raise RuntimeError(f"could not download {url} ({error}); the book needs it to work offline. "
-                               "Run `python -m dltoolbox.book.assets` where the npm registry is reachable") from error
+                               "Run `python -m dltoolbox.course.book.assets` where the npm registry is reachable") from error
         if hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"{url}: SHA-256 {hashlib.sha256(data).hexdigest()} is not the pinned {digest}")
         if folder.exists():
@@ -88,7 +88,7 @@ def fetch(dest, packages=PACKAGES, download=None):
 
 
 def main(argv=None):
-    from ..locations import checkout_path
+    from ...locations import checkout_path
 
     dest = Path(argv[0]) if argv else checkout_path("_vendor")
     fetched = fetch(dest)

@@ -1,6 +1,6 @@
 """The book as one PDF: Jupyter Book's single-page HTML build of the same sources, printed by Chromium.
 
-    python -m dltoolbox.book.pdf                 # writes _build/pdf/the-deep-learning-toolbox.pdf
+    python -m dltoolbox.course.book.pdf                 # writes _build/pdf/the-deep-learning-toolbox.pdf
 
 Nothing is re-run: the pages show the notebooks' stored outputs, as the website does. Chromium (Debian's
 `chromium`, driven by Playwright, every request outside the build refused) opens the single page, lets the
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]  # the repository, when the package is used from a checkout
 PDF_NAME = "the-deep-learning-toolbox.pdf"
 OUT = ROOT / "_build" / "pdf"
 
@@ -145,7 +145,7 @@ def setup(app):
                 para += nodes.Text(f" ({built.stat().st_size / 2 ** 20:.1f} MB).")
             else:
                 para += nodes.Text("The whole book can be printed to one PDF: ")
-                para += nodes.literal("", "python -m dltoolbox.book.pdf")
+                para += nodes.literal("", "python -m dltoolbox.course.book.pdf")
                 para += nodes.Text(" (the course's workflow links it here).")
             return [para]
 
@@ -160,7 +160,7 @@ def setup(app):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m dltoolbox.book.pdf", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dltoolbox.course.book.pdf", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(OUT), help="folder for the PDF, its single-page build and report")
     args = parser.parse_args(argv)
     try:

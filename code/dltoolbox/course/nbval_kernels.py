@@ -12,7 +12,7 @@ cells really are processor-independent, and the asserted claims hold on other di
     pytest --nbval-cpu-kernels=avx2            # AVX2 kernels in ATen and MKL
 
 It also leaves out of every compared cell's stored outputs the "needs a running kernel" note that
-``python -m dltoolbox.notebooks clean`` puts above stored controls for the static book: a fresh run never
+``python -m dltoolbox.course.notebooks clean`` puts above stored controls for the static book: a fresh run never
 prints it, and the rest of the cell (the widget's text, what it prints) is still compared.
 """
 import os

@@ -1,6 +1,6 @@
 """Sphinx extension: serve MathJax, RequireJS and the widgets' HTML manager from the built book.
 
-On `config-inited` it makes sure ``_vendor/`` holds the pinned packages (see :mod:`dltoolbox.book.assets`;
+On `config-inited` it makes sure ``_vendor/`` holds the pinned packages (see :mod:`dltoolbox.course.book.assets`;
 fetched from the npm registry only when missing) and adds it to ``html_static_path``; ``_config.yml``'s
 ``mathjax_path`` and ``nb_ipywidgets_js`` name the files, relative to ``_static/``.
 

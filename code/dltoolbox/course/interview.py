@@ -17,12 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .locations import ROOT, data_file  # noqa: F401 (ROOT: the checkout, for the modules that need one)
-
-# A byte-for-byte copy of the course seed, seeds/000_236d15bae6bd2c15.txt, shipped inside the package
-# so that an installed wheel has it too (tests/test_packaging.py checks that the two are identical).
-TRANSCRIPT = data_file("transcript.txt")
-TRANSCRIPT_SHA256 = "47cfecaebfdb6265a51bb4f64ca948be5afc8dba275d95c69417b38f06946f22"
+from ..locations import ROOT, TRANSCRIPT, TRANSCRIPT_SHA256  # noqa: F401 (ROOT: the checkout)
 
 SPEAKERS = {
     "Oriol Vinyals": "research scientist at DeepMind, the guest (the transcript hears 'Ariel')",
@@ -259,7 +254,7 @@ def check_paths(paths):
 
 
 def main(argv=None):
-    """`python -m dltoolbox.interview check PATH...` or `... locate "some words"`."""
+    """`python -m dltoolbox.course.interview check PATH...` or `... locate "some words"`."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) >= 2 and argv[0] == "locate":
         where = locate(" ".join(argv[1:]))
