@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dltoolbox import neural_lm
+from dltoolbox.experiments import ngrams as experiment
 
 
 def small(vocab_size=7, context=3):
@@ -125,11 +126,11 @@ def test_log2_probs_match_the_loss_and_interpolation_is_a_mixture():
 def test_job_for_puts_model_sizes_in_the_config_and_the_rest_in_training():
     import inspect
 
-    job = neural_lm.job_for({"lr": 0.03, "dropout": 0.1, "steps": 500}, 7)
+    job = experiment.job_for({"lr": 0.03, "dropout": 0.1, "steps": 500}, 7)
     assert job["seed"] == 7 and job["config"]["dropout"] == 0.1 and job["train"]["lr"] == 0.03
     assert job["train"]["steps"] == 500 and job["data"] == "fit"
-    assert neural_lm.job_for({"lr": 0.03}, 7, data="train")["data"] == "train"
-    assert neural_lm.MLPConfig(vocab_size=5, **job["config"]).num_hiddens == neural_lm.SWEEP_FIXED["num_hiddens"]
+    assert experiment.job_for({"lr": 0.03}, 7, data="train")["data"] == "train"
+    assert neural_lm.MLPConfig(vocab_size=5, **job["config"]).num_hiddens == experiment.SWEEP_FIXED["num_hiddens"]
     assert set(job["train"]) <= set(inspect.signature(neural_lm.train_lm).parameters)
 
 
@@ -143,25 +144,25 @@ def test_committed_sweep_table_is_on_validation_and_the_notebook_uses_its_choice
     root = Path(__file__).resolve().parents[1] / "chapters" / "02_ngrams"
     table = json.loads((root / "sweep.json").read_text())
     chosen = sweeps.chosen(table)["None"]  # one arm
-    assert table["metric"] == "valid_bits" and table["config"] == neural_lm.SWEEP_FIXED
-    assert set(chosen) == set(neural_lm.SWEEP_GRID) and set(neural_lm.SWEEP_GRID["dropout"]) >= {0.0, 0.1}
+    assert table["metric"] == "valid_bits" and table["config"] == experiment.SWEEP_FIXED
+    assert set(chosen) == set(experiment.SWEEP_GRID) and set(experiment.SWEEP_GRID["dropout"]) >= {0.0, 0.1}
     seeds = {}
     for row in table["rows"]:
         seeds.setdefault(tuple(row[k] for k in table["settings"]), set()).add(row["seed"])
-    assert set(seeds) == set(product(*neural_lm.SWEEP_GRID.values()))  # every setting of the grid was tried
-    assert all(s == set(neural_lm.SWEEP_SEEDS) for s in seeds.values())  # with the same seeds: the same effort
-    assert set(neural_lm.SWEEP_SEEDS).isdisjoint({0, 1, 2, 3}), "the notebook's seeds are not the sweep's"
+    assert set(seeds) == set(product(*experiment.SWEEP_GRID.values()))  # every setting of the grid was tried
+    assert all(s == set(experiment.SWEEP_SEEDS) for s in seeds.values())  # with the same seeds: the same effort
+    assert set(experiment.SWEEP_SEEDS).isdisjoint({0, 1, 2, 3}), "the notebook's seeds are not the sweep's"
     notebook = json.loads((root / "ngrams.ipynb").read_text())
     source = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
     assert 'CHOSEN = sweeps.chosen(SWEEP)["None"]' in source and 'SWEEP = "sweep.json"' in source
-    assert "jobs = neural_lm.stored_jobs(SEEDS)" in source and "SEEDS = (0, 1, 2, 3)" in source
-    assert 'stored.runs("mlp_runs.pt", jobs, neural_lm.run' in source
-    assert "neural_lm.KN_ORDERS" in source and "neural_lm.KN_DISCOUNTS" in source
+    assert "jobs = experiment.stored_jobs(SEEDS)" in source and "SEEDS = (0, 1, 2, 3)" in source
+    assert 'stored.runs("mlp_runs.pt", jobs, experiment.run' in source
+    assert "experiment.KN_ORDERS" in source and "experiment.KN_DISCOUNTS" in source
     # the same tuning effort as the n-gram model: at least as many settings as its orders x discounts
-    assert len(seeds) >= len(neural_lm.KN_ORDERS) * len(neural_lm.KN_DISCOUNTS)
+    assert len(seeds) >= len(experiment.KN_ORDERS) * len(experiment.KN_DISCOUNTS)
     # the committed weights are the chosen setting's, trained on all the training text like the counts
     manifest = json.loads((root / "mlp_runs.json").read_text())
-    assert manifest["jobs"] == json.loads(json.dumps(neural_lm.stored_jobs()))
+    assert manifest["jobs"] == json.loads(json.dumps(experiment.stored_jobs()))
     assert all(job["data"] == "train" for job in manifest["jobs"])
     edited = json.loads(json.dumps(table))
     edited["chosen"]["None"]["dropout"] = 0.1 if chosen["dropout"] == 0.0 else 0.0
@@ -170,13 +171,13 @@ def test_committed_sweep_table_is_on_validation_and_the_notebook_uses_its_choice
 
 
 def test_run_on_all_the_training_text_has_no_validation_to_stop_on():
-    job = neural_lm.job_for({"lr": 0.01, "dropout": 0.0, "steps": 3, "eval_every": 3, "num_hiddens": 8,
+    job = experiment.job_for({"lr": 0.01, "dropout": 0.0, "steps": 3, "eval_every": 3, "num_hiddens": 8,
                              "batch_size": 2, "num_steps": 8}, 0, data="train")
-    result = neural_lm.run(job)
+    result = experiment.run(job)
     assert "valid_log2" not in result and result["history"]["valid_bits"] == []
     assert "best_step" not in result["history"] and result["held_log2"].ndim == 1
     with pytest.raises(ValueError, match="data"):
-        neural_lm.run({**job, "data": "held"})
+        experiment.run({**job, "data": "held"})
     with pytest.raises(ValueError, match="keep_best"):
         neural_lm.train_lm(neural_lm.MLPLanguageModel(neural_lm.MLPConfig(vocab_size=5)), torch.arange(5).repeat(20),
                            None, steps=2, keep_best=True)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from dltoolbox import ngram
+from dltoolbox.words import OpenVocabularyWords
 
 TEXT = "abracadabra"
 
@@ -172,7 +173,7 @@ def test_gram_seen_hand_example():
 def test_open_vocabulary_words_charge_every_character_and_know_only_training_words():
     train = "the cat sat on the mat. the cat ran, the dog sat. a cat, a dog."
     held = "the cat sat, the zebra."
-    model = ngram.OpenVocabularyWords(2).fit(train, alphabet="abcdefghijklmnopqrstuvwxyz")
+    model = OpenVocabularyWords(2).fit(train, alphabet="abcdefghijklmnopqrstuvwxyz")
     assert "zebra" not in model.known and "the" in model.known and "mat" not in model.known  # seen once
     costs = model.bits(held)
     assert costs["unknown"] == 1 and costs["spelling"] > 0 and costs["chars"] == len(held)
@@ -185,9 +186,9 @@ def test_open_vocabulary_words_charge_every_character_and_know_only_training_wor
     # spacing: a space before a word is nearly certain, before a full stop nearly impossible
     assert model.bits("the cat")["spaces"] < 1 and model.bits("the cat .")["spaces"] > 1
     with pytest.raises(ValueError, match="not fitted"):
-        ngram.OpenVocabularyWords().bits("a")
+        OpenVocabularyWords().bits("a")
     with pytest.raises(ValueError, match="min_count"):
-        ngram.OpenVocabularyWords(min_count=0)
+        OpenVocabularyWords(min_count=0)
 
 
 def test_choose_kneser_ney_scores_every_setting_and_keeps_the_best_on_validation():
