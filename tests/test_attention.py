@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dltoolbox import attention
+from dltoolbox import attention, decoding
+from dltoolbox.experiments import attention as experiment
 
 
 def test_padding_mask_marks_real_tokens():
@@ -152,7 +153,7 @@ def test_attention_decoder_overfits_a_few_pairs_and_aligns(one_thread):
     model = _tiny_model()
     history = seq2seq.train(model, pairs, num_steps=120, batch_size=8, lr=1e-2, seed=0)
     assert history["loss"][-1] < 0.1 * history["loss"][0]
-    assert seq2seq.greedy_decode(model, [s for s, _ in pairs]) == [t for _, t in pairs]
+    assert decoding.greedy_decode(model, [s for s, _ in pairs]) == [t for _, t in pairs]
     src, tgt = pairs[0]
     weights = attention.alignment(model, src, tgt)
     assert weights.shape == (len(tgt) + 1, len(src))
@@ -185,14 +186,14 @@ def test_diagonal_alignment_is_one_hot_and_monotone():
 
 def test_arms_and_jobs_reject_bad_names():
     with pytest.raises(ValueError, match="unknown arm"):
-        attention.build("attentive")
+        experiment.build("attentive")
     with pytest.raises(ValueError, match="'valid' or 'test'"):
-        attention.run({"arm": "attention", "seed": 0, "reverse_source": False, "lr": 1e-2,
-                       "schedule": "constant", "on": "train"})
+        experiment.run({"arm": "attention", "seed": 0, "reverse_source": False, "lr": 1e-2,
+                      "schedule": "constant", "on": "train"})
 
 
 def test_both_arms_share_the_encoder_at_the_same_seed():
-    plain, attentive = attention.build("no attention", seed=3), attention.build("attention", seed=3, reverse_source=True)
+    plain, attentive = experiment.build("no attention", seed=3), experiment.build("attention", seed=3, reverse_source=True)
     for (name, p), (_, q) in zip(plain.encoder.named_parameters(), attentive.encoder.named_parameters()):
         assert torch.equal(p, q), name
     assert attentive.reverse_source and not plain.reverse_source
@@ -207,12 +208,12 @@ def test_committed_attention_sweep_gives_both_arms_the_same_grid_and_the_noteboo
     root = Path(__file__).resolve().parents[1] / "chapters" / "04_attention"
     table = json.loads((root / "sweep.json").read_text())
     chosen = sweeps.chosen(table)
-    assert set(chosen) == set(attention.ARMS) and table["metric"] == "valid_exact_match"
+    assert set(chosen) == set(experiment.ARMS) and table["metric"] == "valid_exact_match"
     tried = {}
     for row in table["rows"]:
         tried.setdefault(row["arm"], set()).add((row["reverse_source"], row["lr"], row["schedule"], row["seed"]))
     assert tried["attention"] == tried["no attention"] and len(tried["attention"]) >= 8  # the same tuning effort
-    assert table["config"]["data"] == attention.DATA and table["config"]["steps"] == attention.STEPS
+    assert table["config"]["data"] == experiment.DATA and table["config"]["steps"] == experiment.STEPS
     source = (root / "attention.ipynb").read_text()
     assert "CHOSEN = sweeps.chosen(SWEEP)" in source and '**CHOSEN[arm]' in source
     edited = json.loads(json.dumps(table))
@@ -243,18 +244,18 @@ def test_quadratic_region_keeps_the_lengths_whose_cost_per_pair_is_flat():
 
 
 def test_a_job_may_name_its_steps_and_its_history_counts_tokens():
-    out = attention.run({"arm": "no attention", "seed": 0, "reverse_source": True, "lr": 1e-2,
-                         "schedule": "constant", "on": "valid", "steps": 3})
+    out = experiment.run({"arm": "no attention", "seed": 0, "reverse_source": True, "lr": 1e-2,
+                        "schedule": "constant", "on": "valid", "steps": 3})
     assert len(out["history"]["loss"]) == len(out["history"]["tokens"]) == 3
     assert all(t > 0 for t in out["history"]["tokens"])
-    assert attention.EQUAL_TIME_STEPS > attention.STEPS
+    assert experiment.EQUAL_TIME_STEPS > experiment.STEPS
 
 
 def test_correct_of_reads_an_equal_time_row_and_refuses_a_malformed_one():
-    assert attention.correct_of({"correct": "1001"}).tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert experiment.correct_of({"correct": "1001"}).tolist() == [1.0, 0.0, 0.0, 1.0]
     for bad in ({"correct": "10x1"}, {}):
         with pytest.raises(ValueError, match="malformed"):
-            attention.correct_of(bad)
+            experiment.correct_of(bad)
 
 
 def test_the_committed_equal_time_table_is_the_baseline_at_the_attention_models_time():
@@ -266,8 +267,8 @@ def test_the_committed_equal_time_table_is_the_baseline_at_the_attention_models_
     root = Path(__file__).resolve().parents[1] / "chapters" / "04_attention"
     table = json.loads((root / "equal_time.json").read_text())
     chosen = sweeps.chosen(root / "sweep.json")["no attention"]
-    splits, longer = attention.translation_data()
+    splits, longer = experiment.translation_data()
     assert sorted(r["seed"] for r in table["rows"]) == [0, 1, 2, 3]
     for row in table["rows"]:
-        assert row["steps"] == attention.EQUAL_TIME_STEPS and {k: row[k] for k in chosen} == chosen
-        assert len(attention.correct_of(row)) == len(splits["test"]) + len(longer)
+        assert row["steps"] == experiment.EQUAL_TIME_STEPS and {k: row[k] for k in chosen} == chosen
+        assert len(experiment.correct_of(row)) == len(splits["test"]) + len(longer)

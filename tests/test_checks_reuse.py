@@ -70,10 +70,10 @@ def freeze_module(module):
 
 def long_sentence_effect(random_model, lm_model, pairs, min_length):
     """A correct 6.9: BLEU of both models on the long pairs, the difference, and the discordant pairs."""
-    from dltoolbox import seq2seq
+    from dltoolbox import decoding
 
     long = [(s, t) for s, t in pairs if len(s) >= min_length]
-    r, l = (seq2seq.evaluate(m, long) for m in (random_model, lm_model))
+    r, l = (decoding.evaluate(m, long) for m in (random_model, lm_model))
     right_r = [h == list(t) for h, (_, t) in zip(r["hypotheses"], long)]
     right_l = [h == list(t) for h, (_, t) in zip(l["hypotheses"], long)]
     return {"random": r["bleu"], "lm_init": l["bleu"], "difference": l["bleu"] - r["bleu"],
@@ -225,13 +225,13 @@ def test_wrong_copy_and_freeze_fail():
 
 
 def test_exercise_9_measures_the_models_it_is_given_on_the_long_sentences_only(translators):
-    from dltoolbox import seq2seq
+    from dltoolbox import decoding
 
     a, b, pairs = translators
     whole = lambda r, l, p, n: long_sentence_effect(r, l, p, 0)                       # ignores the length
     fixed = lambda r, l, p, n: {"random": 1.0, "lm_init": 2.0, "difference": 1.0, "lm_only": 0, "random_only": 0}
     ignores_models = lambda r, l, p, n: long_sentence_effect(a, b, p, n)             # always the same two models
-    assert seq2seq.evaluate(a, pairs)["bleu"] != seq2seq.evaluate(b, pairs)["bleu"], "the two models differ"
+    assert decoding.evaluate(a, pairs)["bleu"] != decoding.evaluate(b, pairs)["bleu"], "the two models differ"
     for wrong in (whole, fixed):
         with pytest.raises(ExerciseError, match="BLEU"):
             check.exercise_9(wrong, a, b, pairs)

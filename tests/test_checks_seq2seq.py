@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch import nn
 
+from dltoolbox import decoding
 from dltoolbox import seq2seq as s2s
 from dltoolbox import translation as tr
 from dltoolbox.checks import ExerciseError
@@ -41,7 +42,7 @@ def exact_match_by_beam(model, pairs, beam_sizes, alpha):
     for k in beam_sizes:
         hits = 0
         for src, tgt in pairs:
-            candidates = s2s.beam_search(model, src, k)
+            candidates = decoding.beam_search(model, src, k)
             best = max(candidates, key=lambda c: c[1] / (len(c[0]) + 1) ** alpha)[0]
             hits += best == list(tgt)
         out[k] = hits / len(pairs)
@@ -78,8 +79,8 @@ def test_exercise_2_without_the_reference_checks_the_beam_s_own_order(model_and_
 
 def test_exercise_2_one_call_of_evaluate_is_the_package_not_the_answer(model_and_pairs):
     model, pairs = model_and_pairs
-    with pytest.raises(ExerciseError, match="course's own s2s.evaluate") as raised:
-        check.exercise_2(lambda m, p, ks, a: {k: s2s.evaluate(m, p, beam_size=k)["exact_match"] for k in ks},
+    with pytest.raises(ExerciseError, match="course's own decoding.evaluate") as raised:
+        check.exercise_2(lambda m, p, ks, a: {k: decoding.evaluate(m, p, beam_size=k)["exact_match"] for k in ks},
                          model, pairs)
     assert raised.value.kind == "package"
 

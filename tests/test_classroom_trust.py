@@ -208,7 +208,7 @@ def bigram_table(text, vocab, d):
     return np.stack([model.distribution([c])[[model.index[b] for b in vocab]] for c in vocab])'''),
     "seq2seq-ex2-check": ("03_seq2seq/seq2seq", '''
 def exact_match_by_beam(model, pairs, beam_sizes, alpha):
-    return {k: s2s.evaluate(model, pairs, beam_size=k)["exact_match"] for k in beam_sizes}'''),
+    return {k: decoding.evaluate(model, pairs, beam_size=k)["exact_match"] for k in beam_sizes}'''),
     "attention-ex1-check": ("04_attention/attention", '''
 def additive_weights(query, keys, mask, W_q, W_k, v, coverage, w_c):
     module = attention.AdditiveAttention(W_q.shape[1], W_k.shape[1], W_q.shape[0])
@@ -230,7 +230,7 @@ def naming_chance_gap(lm, vision, images, labels, n_way, generator):
     "lminit-ex3-check": ("06_reuse/lm_init", '''
 def low_data_effect(random_model, lm_model, pairs, min_length):
     long = [(s, t) for s, t in pairs if len(s) >= min_length]
-    r, l = seq2seq.evaluate(random_model, long)["bleu"], seq2seq.evaluate(lm_model, long)["bleu"]
+    r, l = decoding.evaluate(random_model, long)["bleu"], decoding.evaluate(lm_model, long)["bleu"]
     return {"random": r, "lm_init": l, "difference": l - r}'''),
     "scale-ex1-check": ("07_scale/scale", '''
 def count_training_flops(model, n_tokens):

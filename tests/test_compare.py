@@ -86,13 +86,14 @@ def test_the_suite_never_runs_more_training_processes_than_cores(monkeypatch):
 
 def test_a_chapter_s_runs_do_not_depend_on_how_many_processes_train_them(monkeypatch):
     from dltoolbox import scaling as sc
+    from dltoolbox.experiments import scale
 
     configs = [sc.RunConfig(width=16, num_steps=6, warmup=2, eval_every=3, seed=s) for s in (0, 1)]
     monkeypatch.setenv("DLTOOLBOX_PROCESSES", "1")
-    alone = sc.run_family(configs, processes=2)
+    alone = scale.run_family(configs, processes=2)
     monkeypatch.delenv("DLTOOLBOX_PROCESSES")
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
-    together = sc.run_family(configs, processes=2)
+    together = scale.run_family(configs, processes=2)
     assert [r["loss"] for r in alone] == [r["loss"] for r in together]
 
 

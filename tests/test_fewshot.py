@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from dltoolbox import fewshot as fs
+from dltoolbox.experiments import reuse as experiment
 from dltoolbox.seeding import generator
 
 
@@ -111,7 +112,8 @@ def test_committed_sweep_table_is_on_validation_classes_and_the_notebook_uses_it
     chosen = sweeps.chosen(table)
     assert set(chosen) == {"protonet", "matching", "classifier", "scratch", "fine-tune", "linear"}
     assert table["config"]["validation_classes"] == [400, 449]
-    assert set(fs.VALIDATION).isdisjoint(fs.NOVEL) and set(fs.VALIDATION).isdisjoint(fs.BASE)
+    validation = set(experiment.VALIDATION)
+    assert validation.isdisjoint(experiment.NOVEL) and validation.isdisjoint(experiment.BASE)
     tried = {}
     for row in table["rows"]:
         tried.setdefault(row["arm"], set()).add((row["lr"], row["steps"], row["seed"]))
@@ -122,7 +124,8 @@ def test_committed_sweep_table_is_on_validation_classes_and_the_notebook_uses_it
     assert 'CHOSEN = sweeps.chosen(SWEEP)' in source and 'adapt = {m: CHOSEN[m]' in source
     assert '\\"steps\\": CHOSEN[arm][\\"steps\\"]' in source and '**train[arm]' in source
     steps = {r["steps"] for r in table["rows"] if r["arm"] == "classifier"}
-    assert steps == set(fs.TRAIN_STEPS) and max(fs.TRAIN_STEPS) >= 2000, "the classifier may train to convergence"
+    assert steps == set(experiment.TRAIN_STEPS) and max(experiment.TRAIN_STEPS) >= 2000, \
+        "the classifier may train to convergence"
     edited = json.loads(json.dumps(table))
     edited["chosen"]["protonet"]["lr"] = 123.0
     with pytest.raises(ValueError):
@@ -137,7 +140,7 @@ def test_run_arm_returns_per_episode_accuracies_for_its_methods():
     job = dict(X=X.numpy(), y=y.numpy(), train=list(range(6)), test=list(range(6, 12)), ks=(1,), episodes=4,
                arm="classifier", seed=0, lr=1e-2, steps=3,
                settings={"linear": {"lr": 0.1, "steps": 3}, "fine-tune": {"lr": 1e-2, "steps": 2}})
-    out = fs.run_arm(job)
+    out = experiment.fewshot_run_arm(job)
     assert set(out["accuracy"]) == {"centroid", "linear", "fine-tune"}
     assert all(a[1].shape == (4,) and np.all((a[1] >= 0) & (a[1] <= 1)) for a in out["accuracy"].values())
     assert out["state"] is not None and len(out["history"]["loss"]) == 3

@@ -2,6 +2,8 @@ import pytest
 import torch
 
 from dltoolbox import frozen as fz
+from dltoolbox.experiments import reuse as experiment
+from dltoolbox.gpt import GPT
 from dltoolbox.seeding import generator
 
 
@@ -25,7 +27,7 @@ def test_corpus_is_deterministic_and_its_sums_are_right():
 
 def test_lm_shapes_prefix_and_causality():
     torch.manual_seed(0)
-    lm = fz.TinyGPT(fz.LMConfig(block_size=12, n_embd=16, n_head=2, n_layer=1))
+    lm = GPT(fz.lm_config(block_size=12, n_embd=16, n_head=2, n_layer=1))
     idx = torch.randint(0, len(fz.VOCAB), (2, 5))
     logits, loss = lm(idx)
     assert logits.shape == (2, 5, len(fz.VOCAB)) and loss is None
@@ -42,7 +44,7 @@ def test_lm_shapes_prefix_and_causality():
 def test_lm_overfits_a_tiny_stream_and_perplexity_falls():
     torch.manual_seed(0)
     stream = fz.encode(" ".join(["two plus three is five ."] * 40))
-    lm = fz.TinyGPT(fz.LMConfig(block_size=12, n_embd=16, n_head=2, n_layer=1))
+    lm = GPT(fz.lm_config(block_size=12, n_embd=16, n_head=2, n_layer=1))
     before = fz.perplexity(lm, stream)
     fz.train_lm(lm, stream, num_steps=60, batch_size=8, lr=1e-2, generator=generator(0))
     assert fz.perplexity(lm, stream) < min(1.5, before / 5)
@@ -50,7 +52,7 @@ def test_lm_overfits_a_tiny_stream_and_perplexity_falls():
 
 def test_frozen_captioner_leaves_the_lm_unchanged():
     torch.manual_seed(0)
-    lm = fz.TinyGPT(fz.LMConfig(block_size=12, n_embd=16, n_head=2, n_layer=1))
+    lm = GPT(fz.lm_config(block_size=12, n_embd=16, n_head=2, n_layer=1))
     vision = fz.VisionPrefix(n_embd=16, num_tokens=2)
     before = {k: v.clone() for k, v in lm.state_dict().items()}
     images, labels = torch.rand(20, 1, 8, 8), torch.arange(20) % 10
@@ -77,7 +79,7 @@ def test_descriptions_name_the_digit_they_describe():
 
 def test_word_prefix_is_a_mix_of_the_word_embeddings():
     torch.manual_seed(0)
-    lm = fz.TinyGPT(fz.LMConfig(block_size=12, n_embd=16, n_head=2, n_layer=1))
+    lm = GPT(fz.lm_config(block_size=12, n_embd=16, n_head=2, n_layer=1))
     ids = fz.encode(" ".join(fz.DIGITS))
     vision = fz.WordPrefix(lm.tok_emb, ids)
     images = torch.rand(5, 1, 8, 8)
@@ -96,21 +98,22 @@ def test_word_prefix_is_a_mix_of_the_word_embeddings():
 
 def test_run_arm_scores_the_same_items_for_every_arm():
     torch.manual_seed(0)
-    state = fz.TinyGPT(fz.LMConfig(n_embd=16, n_head=2, n_layer=1)).state_dict()
+    state = GPT(fz.lm_config(n_embd=16, n_head=2, n_layer=1)).state_dict()
     cfg = dict(n_embd=16, n_head=2, n_layer=1)
-    out = [fz.run_arm({"lm_state": state, "config": cfg, "arm": a, "seed": 1, "steps": 2, "episodes": 20,
-                       "held_out_tokens": 500, "caption": fz.NAMED_CAPTION, "describe_first": True}) for a in fz.ARMS]
-    assert [o["arm"] for o in out] == list(fz.ARMS)
+    out = [experiment.frozen_run_arm({"lm_state": state, "config": cfg, "arm": a, "seed": 1, "steps": 2,
+                                      "episodes": 20, "held_out_tokens": 500, "caption": fz.NAMED_CAPTION,
+                                      "describe_first": True}) for a in experiment.FROZEN_ARMS]
+    assert [o["arm"] for o in out] == list(experiment.FROZEN_ARMS)
     assert all(o["caption_correct"].shape == (397,) and o["forced_correct"][3].shape == (20,) for o in out)
     assert out[0]["ppl"] == out[2]["ppl"] != out[1]["ppl"]                 # only fine-tuning changes the LM
     assert out[1]["lm_state"] is not None and out[0]["lm_state"] is None
     with pytest.raises(ValueError, match="arm"):
-        fz.run_arm({"lm_state": state, "config": cfg, "arm": "both", "seed": 0, "steps": 1})
+        experiment.frozen_run_arm({"lm_state": state, "config": cfg, "arm": "both", "seed": 0, "steps": 1})
 
 
 def test_fewshot_naming_returns_accuracies_and_chance():
     torch.manual_seed(0)
-    lm = fz.TinyGPT(fz.LMConfig(block_size=32, n_embd=16, n_head=2, n_layer=1))
+    lm = GPT(fz.lm_config(block_size=32, n_embd=16, n_head=2, n_layer=1))
     vision = fz.VisionPrefix(n_embd=16)
     images, labels = torch.rand(40, 1, 8, 8), torch.arange(40) % 10
     out = fz.fewshot_naming(lm, vision, images, labels, n_way=3, num_episodes=10, generator=generator(0))

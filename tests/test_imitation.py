@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dltoolbox import games, imitation, selfplay
+from dltoolbox.experiments import replays as experiment
 from dltoolbox.experiments import sweeps
 from dltoolbox.games import Games, RandomAgent, ScriptedAgent, State
 
@@ -136,7 +137,7 @@ def test_wilson_interval_by_hand():
 def test_head_to_head_rows_and_table():
     rows = imitation.head_to_head({"scripted": ScriptedAgent(0.0)}, {"random": RandomAgent()}, num_games=20)
     assert rows[0]["games"] == 20 and rows[0]["low"] <= rows[0]["win"] <= rows[0]["high"]
-    assert "| scripted | random | 20 |" in imitation.format_table(rows)
+    assert "| scripted | random | 20 |" in experiment.format_table(rows)
 
 
 def test_kl_to_reference_is_zero_for_itself_and_positive_otherwise(data):
@@ -172,19 +173,19 @@ def test_calibration_bins_and_error_by_hand():
 
 def test_summarise_gives_the_mean_over_seeds_and_an_interval():
     games_ = [np.array([1.0, 1.0, 0.0, 0.5]), np.array([1.0, 0.0, 0.0, 0.0]), np.array([1.0, 1.0, 1.0, 0.0])]
-    row = imitation.summarise([{("a", "b"): g} for g in games_])[0]
+    row = experiment.summarise([{("a", "b"): g} for g in games_])[0]
     assert row["win"] == pytest.approx(0.5) and row["low"] < 0.5 < row["high"]
     assert row["games"] == 4 and row["seeds"] == 3 and row["draw"] == pytest.approx(1 / 12)
-    assert "| a | b | 4 |" in imitation.format_table([row], interval="95% interval (3 seeds)")
+    assert "| a | b | 4 |" in experiment.format_table([row], interval="95% interval (3 seeds)")
 
 
 def test_agents_take_the_beta_chosen_for_their_depth():
     states = {net: imitation.BoardNet(out=1 if net == "value" else 7).state_dict()
               for net in ("bc", "winners", "value")}
-    agents = imitation.agents(states, {1: 3.0, 2: 5.0})
+    agents = experiment.agents(states, {1: 3.0, 2: 5.0})
     assert (agents["BC + value"].beta, agents["BC + value"].depth) == (3.0, 1)
     assert (agents["BC + value + search"].beta, agents["BC + value + search"].depth) == (5.0, 2)
-    scores = imitation.play_test_matches({"seed": 0, "states": states, "betas": {1: 3.0, 2: 5.0},
+    scores = experiment.play_test_matches({"seed": 0, "states": states, "betas": {1: 3.0, 2: 5.0},
                                           "opponent": "random", "num_games": 4})
     assert set(scores) == set(agents) | {"scripted(0.05)"} and all(len(s) == 4 for s in scores.values())
 
@@ -196,8 +197,8 @@ def test_committed_beta_table_is_a_validation_choice_and_the_notebook_uses_it():
     assert set(chosen) == {"1", "2"} and table["arm"] == "depth" and table["metric"] == "win"
     for depth in (1, 2):  # the same grid and seeds for both arms: the same tuning effort
         rows = [(r["beta"], r["seed"]) for r in table["rows"] if r["depth"] == depth]
-        assert sorted(rows) == sorted((b, s) for b in imitation.BETAS for s in (0, 1, 2))
-    assert table["config"]["validation_seed"] == imitation.VALIDATION_SEED != imitation.TEST_SEED
+        assert sorted(rows) == sorted((b, s) for b in experiment.BETAS for s in (0, 1, 2))
+    assert table["config"]["validation_seed"] == experiment.VALIDATION_SEED != experiment.TEST_SEED
     source = "\n".join("".join(c["source"]) for c in json.loads((chapter / "imitation.ipynb").read_text())["cells"])
     assert 'table = json.loads(Path("sweep.json").read_text())' in source and "chosen = sweeps.chosen(table)" in source
     assert '"betas": BETAS' in source and "BETAS)" in source
@@ -223,7 +224,7 @@ def test_replay_browser_has_one_frame_per_position_with_alt_text():
     pytest.importorskip("IPython")
     value = imitation.BoardNet(out=1)
     record, final = imitation.replay(RandomAgent(seed=3), RandomAgent(seed=4))
-    page = imitation.replay_browser(record, final, value, names={1: "random A", -1: "random B"}).data
+    page = experiment.replay_browser(record, final, value, names={1: "random A", -1: "random B"}).data
     assert 'class="figure-browser"' in page and f'max="{len(record)}"' in page
     assert page.count('"alt": "') == len(record) + 1 and "random A (X) to move" in page
     assert ("X wins" in page) or ("O wins" in page) or ("draw" in page)

@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dltoolbox import frozen, scaling
+from dltoolbox import gpt, scaling
+from dltoolbox.experiments import scale, sweeps
 
 CHAPTER = Path(__file__).resolve().parents[1] / "chapters" / "07_scale"
 
@@ -48,7 +49,7 @@ def test_six_n_d_is_close_for_the_chapter_transformer():
 
 
 def test_non_embedding_parameters_leave_out_the_tables():
-    model = frozen.TinyGPT(frozen.LMConfig(vocab_size=20, block_size=8, n_embd=16, n_head=4, n_layer=1))
+    model = gpt.GPT(gpt.GPTConfig(vocab_size=20, block_size=8, n_embd=16, n_head=4, n_layer=1))
     total = sum(p.numel() for p in model.parameters())
     assert scaling.non_embedding_parameters(model) == total - 20 * 16 - 8 * 16
 
@@ -123,16 +124,16 @@ def test_corpus_splits_are_disjoint_and_complete():
 
 def test_committed_sweep_table_and_the_notebook_uses_its_choice():
     table = json.loads((CHAPTER / "lr_sweep.json").read_text())
-    chosen = scaling.chosen_learning_rates(table)
-    assert sorted(chosen) == list(scaling.FAMILY_WIDTHS)
-    assert {r["lr"] for r in table["rows"]} == set(scaling.SWEEP_LRS)
+    chosen = {int(w): s["lr"] for w, s in sweeps.chosen(table).items()}
+    assert sorted(chosen) == list(scale.FAMILY_WIDTHS)
+    assert {r["lr"] for r in table["rows"]} == set(scale.SWEEP_LRS)
     source = "\n".join("".join(c["source"]) for c in json.loads((CHAPTER / "scale.ipynb").read_text())["cells"])
     assert 'sweep = json.loads(Path("lr_sweep.json").read_text())' in source
-    assert "LRS = sc.chosen_learning_rates(sweep)" in source and "lr=LRS[w]" in source
+    assert 'LRS = {int(w): s["lr"] for w, s in sweeps.chosen(sweep).items()}' in source and "lr=LRS[w]" in source
     edited = json.loads(json.dumps(table))
-    edited["chosen"][str(scaling.FAMILY_WIDTHS[0])] = 123.0
+    edited["chosen"][str(scale.FAMILY_WIDTHS[0])] = {"lr": 123.0}
     with pytest.raises(ValueError):
-        scaling.chosen_learning_rates(edited)
+        sweeps.chosen(edited)
 
 
 def test_loss_surface_fit_and_its_optimum():
@@ -149,7 +150,7 @@ def test_loss_surface_fit_and_its_optimum():
 
 
 def test_account_says_how_each_number_was_obtained():
-    rows = {r["system"]: scaling.account(r) for r in scaling.LANDMARKS}
+    rows = {r["system"]: scaling.account(r) for r in scale.LANDMARKS}
     assert rows["GPT-3"]["flops"] == 3.14e23 and rows["GPT-3"]["flops_from"] == "reported"
     assert rows["Chinchilla"]["flops"] == pytest.approx(5.88e23) and rows["Chinchilla"]["flops_from"] == "6ND"
     s2s = rows["seq2seq (Sutskever et al.)"]
@@ -174,8 +175,8 @@ def test_fit_without_a_constant_is_kaplans_straight_line():
 
 def test_the_kernel_free_explorer_carries_the_fit_and_refuses_a_broken_one():
     surface = dict(E=1.5, A=40.0, alpha=0.4, B=60.0, beta=0.35)
-    page = scaling.explorer_html(surface, cpu_rate=5e9, accelerator_rate=3e13)
+    page = scale.explorer_html(surface, cpu_rate=5e9, accelerator_rate=3e13)
     assert '"alpha": 0.4' in page and 'id="scale-n"' in page and 'id="scale-prediction"' in page
     assert "http" not in page                                   # nothing to fetch: it works offline
     with pytest.raises(ValueError):
-        scaling.explorer_html({**surface, "beta": float("nan")}, cpu_rate=5e9, accelerator_rate=3e13)
+        scale.explorer_html({**surface, "beta": float("nan")}, cpu_rate=5e9, accelerator_rate=3e13)

@@ -7,6 +7,7 @@ import torch
 
 from conftest import ROOT
 from dltoolbox import games, imitation, selfplay
+from dltoolbox.experiments import replays as experiment
 from dltoolbox.experiments import sweeps
 
 CHAPTER = ROOT / "chapters" / "05_replays"
@@ -34,7 +35,7 @@ def test_the_value_baseline_learns_and_the_policy_moves(setup):
     policy = imitation.BoardNet()
     policy.load_state_dict(net.state_dict())
     history = selfplay.finetune(policy, net, human, num_steps=3, games_per_step=16, eval_every=3, eval_games=4,
-                                baseline=True, pool=selfplay.VALID_POOL)
+                                baseline=True, pool=experiment.VALID_POOL)
     assert len(history["value_loss"]) == 3 and all(np.isfinite(history["value_loss"]))
     assert history["kl_to_bc"][0] == pytest.approx(0, abs=1e-6) and history["kl_to_bc"][-1] > 0
     assert set(history) >= {"win_vs_bc", "win_vs_pool", "human_agreement"}
@@ -42,32 +43,32 @@ def test_the_value_baseline_learns_and_the_policy_moves(setup):
 
 def test_pools_are_disjoint_and_not_the_replay_players():
     replay_players = {(noise, 1.0) for noise in games.SKILLS}
-    valid, test = set(selfplay.VALID_POOL), set(selfplay.TEST_POOL)
+    valid, test = set(experiment.VALID_POOL), set(experiment.TEST_POOL)
     assert not valid & test and not (valid | test) & replay_players
-    assert len(test) == len(selfplay.TEST_POOL) >= 3
+    assert len(test) == len(experiment.TEST_POOL) >= 3
 
 
 def test_arms_start_where_they_should_and_return_test_scores(setup):
     net, human = setup
-    results = {job["arm"]: selfplay.run_arm({**job, "test_games": 4})
-               for job in selfplay.jobs(["scratch", "free", "leash"], [1], net, human, kl_coef=0.5, run=TINY)}
+    results = {job["arm"]: experiment.run_arm({**job, "test_games": 4})
+               for job in experiment.jobs(["scratch", "free", "leash"], [1], net, human, kl_coef=0.5, run=TINY)}
     assert results["free"]["history"]["kl_to_bc"][0] == pytest.approx(0, abs=1e-6)
     assert results["leash"]["history"]["kl_to_bc"][0] == pytest.approx(0, abs=1e-6)
     assert results["scratch"]["history"]["kl_to_bc"][0] > 1e-4, "from scratch means not from BC"
     assert [results[a]["kl_coef"] for a in ("scratch", "free", "leash")] == [0.0, 0.0, 0.5]
     for r in results.values():
-        assert r["test_scores"].shape == (len(selfplay.TEST_POOL), 4)
+        assert r["test_scores"].shape == (len(experiment.TEST_POOL), 4)
         assert r["human_hits"].shape == (len(human["moves"]),) and r["kl_to_bc"] >= 0
 
 
 def test_committed_sweep_table_chooses_from_its_rows():
     table = json.loads((CHAPTER / "kl_sweep.json").read_text())
     chosen = sweeps.chosen(table)
-    assert chosen["free"] == {"kl_coef": 0.0} and chosen["leash"]["kl_coef"] in selfplay.KL_GRID
+    assert chosen["free"] == {"kl_coef": 0.0} and chosen["leash"]["kl_coef"] in experiment.KL_GRID
     tried = {(r["arm"], r["kl_coef"], r["seed"]) for r in table["rows"]}
-    assert tried == {("free", 0.0, s) for s in selfplay.SWEEP_SEEDS} | \
-        {("leash", c, s) for c in selfplay.KL_GRID for s in selfplay.SWEEP_SEEDS}
-    assert table["config"]["num_steps"] == selfplay.RUN["num_steps"], "the sweep ran the notebook's budget"
+    assert tried == {("free", 0.0, s) for s in experiment.SWEEP_SEEDS} | \
+        {("leash", c, s) for c in experiment.KL_GRID for s in experiment.SWEEP_SEEDS}
+    assert table["config"]["num_steps"] == experiment.RUN["num_steps"], "the sweep ran the notebook's budget"
     edited = json.loads(json.dumps(table))
     edited["chosen"]["leash"]["kl_coef"] = 123.0
     with pytest.raises(ValueError):
@@ -76,9 +77,10 @@ def test_committed_sweep_table_chooses_from_its_rows():
 
 def test_the_notebook_trains_the_validation_choice_and_scores_on_the_test_pool_only():
     table = json.loads((CHAPTER / "kl_sweep.json").read_text())
-    assert set(map(tuple, table["config"]["valid_pool"])).isdisjoint(selfplay.TEST_POOL), "test players never tune"
+    assert set(map(tuple, table["config"]["valid_pool"])).isdisjoint(experiment.TEST_POOL), "test players never tune"
     cells = json.loads((CHAPTER / "kl_leash.ipynb").read_text())["cells"]
     source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     assert 'table = json.loads(Path("kl_sweep.json").read_text())' in source
-    assert 'KL = chosen["leash"]["kl_coef"]' in source and "selfplay.jobs(ARMS, SEEDS, bc_net, human, kl_coef=KL)" in source
-    assert "SEEDS = (0, 1, 2)" in source and set(selfplay.SWEEP_SEEDS).isdisjoint({0, 1, 2})
+    assert 'KL = chosen["leash"]["kl_coef"]' in source
+    assert "experiment.jobs(ARMS, SEEDS, bc_net, human, kl_coef=KL)" in source
+    assert "SEEDS = (0, 1, 2)" in source and set(experiment.SWEEP_SEEDS).isdisjoint({0, 1, 2})

@@ -2,8 +2,10 @@
 import pytest
 import torch
 
+from dltoolbox import decoding
 from dltoolbox import seq2seq as s2s
 from dltoolbox import translation as tr
+from dltoolbox.experiments import seq2seq as experiment
 
 SV, TV = tr.source_vocab(), tr.target_vocab()
 PAIRS = tr.sample_pairs(8, 3, 9, seed=11)
@@ -66,11 +68,11 @@ def test_overfit_one_batch_then_translate_it_exactly(overfit):
     model, history = overfit
     assert len(history["loss"]) == 150 and history["loss"][-1] < 0.05 < history["loss"][0]
     assert all(t > 0 for t in history["tokens"])
-    metrics = s2s.evaluate(model, PAIRS, buckets=((3, 5), (6, 9)))
+    metrics = decoding.evaluate(model, PAIRS, buckets=((3, 5), (6, 9)))
     assert metrics["exact_match"] == 1.0 and metrics["token_accuracy"] == 1.0
     assert metrics["bleu"] == pytest.approx(100.0)
     assert sum(b["n"] for b in metrics["buckets"].values()) == len(PAIRS)
-    assert s2s.translate(model, PAIRS[0][0], beam_size=3) == PAIRS[0][1]
+    assert decoding.translate(model, PAIRS[0][0], beam_size=3) == PAIRS[0][1]
 
 
 def test_training_is_deterministic():
@@ -83,9 +85,9 @@ def test_beam_of_one_is_greedy_and_scores_are_log_probabilities(overfit):
     fresh = small_model(seed=5)
     for m in (model, fresh):
         sentences = [s for s, _ in tr.sample_pairs(6, 3, 12, seed=2)]
-        greedy = s2s.greedy_decode(m, sentences, max_len=20)
-        assert [s2s.beam_search(m, s, 1, max_len=20)[0][0] for s in sentences] == greedy
-    candidates = s2s.beam_search(model, PAIRS[1][0], beam_size=4)
+        greedy = decoding.greedy_decode(m, sentences, max_len=20)
+        assert [decoding.beam_search(m, s, 1, max_len=20)[0][0] for s in sentences] == greedy
+    candidates = decoding.beam_search(model, PAIRS[1][0], beam_size=4)
     scores = [s for _, s in candidates]
     assert len(candidates) == 4 and scores == sorted(scores, reverse=True)
     tokens, score = candidates[1]
@@ -142,8 +144,8 @@ def test_a_decoder_with_the_same_signature_drops_in():
     model = small_model(decoder=MeanContextDecoder)
     assert isinstance(model.decoder, MeanContextDecoder)
     sentences = [s for s, _ in PAIRS[:3]]
-    assert len(s2s.greedy_decode(model, sentences, max_len=8)) == 3
-    assert len(s2s.beam_search(model, sentences[0], beam_size=2, max_len=8)) == 2
+    assert len(decoding.greedy_decode(model, sentences, max_len=8)) == 3
+    assert len(decoding.beam_search(model, sentences[0], beam_size=2, max_len=8)) == 2
     history = s2s.train(model, PAIRS, num_steps=3, batch_size=4)
     assert len(history["loss"]) == 3
 
@@ -155,13 +157,13 @@ def test_decoder_layers_are_named_for_weight_copying():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda m: s2s.translate(m, "the unicorn sleeps"), "unknown token"),
-    (lambda m: s2s.translate(m, ""), "empty sentence"),
-    (lambda m: s2s.translate(m, ["the", "dog", "sleeps"] * 30), "at most 60"),
-    (lambda m: s2s.beam_search(m, "the dog sleeps", beam_size=0), "beam_size"),
+    (lambda m: decoding.translate(m, "the unicorn sleeps"), "unknown token"),
+    (lambda m: decoding.translate(m, ""), "empty sentence"),
+    (lambda m: decoding.translate(m, ["the", "dog", "sleeps"] * 30), "at most 60"),
+    (lambda m: decoding.beam_search(m, "the dog sleeps", beam_size=0), "beam_size"),
     (lambda m: s2s.train(m, PAIRS, num_steps=0), "num_steps"),
     (lambda m: s2s.train(m, PAIRS, num_steps=2, schedule="cosine"), "schedule"),
-    (lambda m: s2s.evaluate(m, []), "at least one pair"),
+    (lambda m: decoding.evaluate(m, []), "at least one pair"),
     (lambda m: s2s.pad_batch([[1], []]), "non-empty"),
 ])
 def test_bad_input_is_a_clear_error(call, message):
@@ -171,27 +173,27 @@ def test_bad_input_is_a_clear_error(call, message):
 
 def test_sequence_log_prob_is_the_beam_score_and_padding_free(overfit):
     model, _ = overfit
-    candidates = s2s.beam_search(model, PAIRS[2][0], beam_size=3)
+    candidates = decoding.beam_search(model, PAIRS[2][0], beam_size=3)
     pairs = [(PAIRS[2][0], tokens) for tokens, _ in candidates] + [PAIRS[0]]  # different lengths in one batch
-    scores = s2s.sequence_log_prob(model, pairs)
+    scores = decoding.sequence_log_prob(model, pairs)
     assert scores[:3] == pytest.approx([s for _, s in candidates], abs=1e-4)
-    assert scores[3] == pytest.approx(s2s.sequence_log_prob(model, [PAIRS[0]])[0], abs=1e-5)
+    assert scores[3] == pytest.approx(decoding.sequence_log_prob(model, [PAIRS[0]])[0], abs=1e-5)
     with pytest.raises(ValueError, match="at least one pair"):
-        s2s.sequence_log_prob(model, [])
+        decoding.sequence_log_prob(model, [])
 
 
 def test_a_wrong_hypothesis_is_a_search_error_only_when_the_model_prefers_the_reference(overfit):
     model, _ = overfit  # it translates PAIRS exactly, so it scores each reference above any other output
     src, ref = PAIRS[3]
-    worse = s2s.beam_search(model, src, beam_size=4)[-1][0]
+    worse = decoding.beam_search(model, src, beam_size=4)[-1][0]
     assert worse != ref
-    kinds = s2s.search_or_model_errors(model, [PAIRS[3], PAIRS[4]], [worse, list(PAIRS[4][1])])
+    kinds = decoding.search_or_model_errors(model, [PAIRS[3], PAIRS[4]], [worse, list(PAIRS[4][1])])
     assert kinds == ["search"]  # the correct one is not an error; the wrong one lost to a better search
     fresh = small_model(seed=5)  # untrained: about log(1/50) per token, so a one-word output beats the reference
-    assert s2s.search_or_model_errors(fresh, [PAIRS[3]], [ref[:1]]) == ["model"]
-    assert s2s.sequence_log_prob(fresh, [(src, ref[:1])])[0] > s2s.sequence_log_prob(fresh, [PAIRS[3]])[0]
+    assert decoding.search_or_model_errors(fresh, [PAIRS[3]], [ref[:1]]) == ["model"]
+    assert decoding.sequence_log_prob(fresh, [(src, ref[:1])])[0] > decoding.sequence_log_prob(fresh, [PAIRS[3]])[0]
     with pytest.raises(ValueError, match="hypotheses"):
-        s2s.search_or_model_errors(model, PAIRS[:2], [ref])
+        decoding.search_or_model_errors(model, PAIRS[:2], [ref])
 
 
 def test_sentence_vectors_are_the_encoders_final_state_and_ignore_batch_padding():
@@ -219,12 +221,12 @@ def test_committed_seq2seq_tables_tune_both_orders_alike_and_the_notebook_uses_t
     for row in table["rows"]:
         tried.setdefault(row["source"], set()).add((row["lr"], row["schedule"], row["seed"]))
     assert tried["plain"] == tried["reversed"] and len(tried["plain"]) >= 6  # the same tuning effort
-    assert table["config"]["steps"] == s2s.STEPS
+    assert table["config"]["steps"] == experiment.STEPS
     capacity = json.loads((root / "capacity.json").read_text())
     sweeps.chosen(capacity)
     assert capacity["config"]["lr"] == chosen["reversed"]["lr"]  # the capacity grid trains with the chosen recipe
-    assert {(r["num_hiddens"], r["steps"]) for r in capacity["rows"]} == {(h, n) for h in s2s.CAPACITY_GRID["num_hiddens"]
-                                                                       for n in s2s.CAPACITY_GRID["steps"]}
+    assert {(r["num_hiddens"], r["steps"]) for r in capacity["rows"]} == {
+        (h, n) for h in experiment.CAPACITY_GRID["num_hiddens"] for n in experiment.CAPACITY_GRID["steps"]}
     source = (root / "seq2seq.ipynb").read_text()
     assert "CHOSEN = sweeps.chosen(SWEEP)" in source and '**CHOSEN[\\"reversed\\" if r else \\"plain\\"]' in source
     edited = json.loads(json.dumps(table))
@@ -235,10 +237,10 @@ def test_committed_seq2seq_tables_tune_both_orders_alike_and_the_notebook_uses_t
 
 def test_a_checkpoint_of_a_constant_rate_run_is_the_shorter_run():
     job = {"reverse_source": True, "seed": 3, "on": "valid", "lr": 0.01, "schedule": "constant", "checkpoints": [2, 4]}
-    checkpoints = s2s._checkpointed(job)
-    short = s2s.run({k: v for k, v in job.items() if k != "checkpoints"} | {"steps": 2})
+    checkpoints = experiment._checkpointed(job)
+    short = experiment.run({k: v for k, v in job.items() if k != "checkpoints"} | {"steps": 2})
     assert checkpoints["scores"][2]["bleu"] == short["metrics"]["bleu"]
     assert checkpoints["scores"][2]["exact_match"] == short["metrics"]["exact_match"]
     assert 0 < checkpoints["seconds"][2] < checkpoints["seconds"][4]
     with pytest.raises(ValueError, match="constant"):
-        s2s._checkpointed({**job, "schedule": "warmup_linear"})
+        experiment._checkpointed({**job, "schedule": "warmup_linear"})

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from dltoolbox import scaling
 from dltoolbox.experiments import sweeps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,19 +101,20 @@ def test_a_pending_table_passes_only_as_committed(tmp_path, monkeypatch):
 def test_the_scaling_sweep_refuses_an_edge_rate_the_same_way():
     rows = [{"width": 8, "N": 100, "lr": lr, "seed": s, "valid_loss": loss}
             for s in (100, 101) for lr, loss in ((0.003, 3.0), (0.01, 2.0), (0.03, 1.0))]
-    edge = {"rows": rows, "chosen": {"8": 0.03}, "config": {}}
+    form = {"settings": ["lr"], "metric": "valid_loss", "goal": "min", "arm": "width", "config": {}}
+    edge = {"rows": rows, **form, "chosen": {"8": {"lr": 0.03}}}
     with pytest.raises(ValueError, match=r"arm 8: lr = 0.03 is the largest value tried \(0.003, 0.01, 0.03\)"):
-        scaling.chosen_learning_rates(edge)
-    assert scaling.chosen_learning_rates(edge, allow_edge=True) == {8: 0.03}
-    inside = {"rows": [r for r in rows if r["lr"] != 0.03], "chosen": {"8": 0.01}, "config": {}}
+        sweeps.chosen(edge)
+    assert sweeps.chosen(edge, allow_edge=True) == {"8": {"lr": 0.03}}
+    inside = {"rows": [r for r in rows if r["lr"] != 0.03], **form, "chosen": {"8": {"lr": 0.01}}}
     inside["rows"] += [{**r, "lr": 0.03, "valid_loss": 4.0} for r in rows if r["lr"] == 0.03]
-    assert scaling.chosen_learning_rates(inside) == {8: 0.01}
+    assert sweeps.chosen(inside) == {"8": {"lr": 0.01}}
 
 
 def committed_tables():
-    """{path from the repository root: the table in sweeps' form} for every registered table and chapter 7's."""
+    """{path from the repository root: the table in sweeps' form} for every registered table (chapter 7's too)."""
     tables = {path: json.loads((ROOT / path).read_text()) for _, path in sweeps.SWEEPS.values()}
-    tables[LR_SWEEP] = scaling.sweep_table(json.loads((ROOT / LR_SWEEP).read_text()))
+    assert LR_SWEEP in tables
     return tables
 
 
@@ -135,7 +135,7 @@ def test_every_committed_sweep_is_edge_free_or_listed_and_the_list_only_shrinks(
 
 
 def test_the_lists_name_committed_tables_once():
-    registered = {path for _, path in sweeps.SWEEPS.values()} | {LR_SWEEP}
+    registered = {path for _, path in sweeps.SWEEPS.values()}
     for path in {**sweeps.EDGE_PENDING, **sweeps.EVIDENCE_GRIDS}:
         assert (ROOT / path).is_file() and path in registered, path
     assert not set(sweeps.EDGE_PENDING) & set(sweeps.EVIDENCE_GRIDS)
@@ -146,7 +146,7 @@ def test_every_committed_table_still_reads_as_its_notebook_reads_it(monkeypatch)
         monkeypatch.chdir((ROOT / path).parent)
         name = Path(path).name
         assert sweeps.chosen(name) == sweeps.chosen(json.loads(Path(name).read_text()))
-    scaling.chosen_learning_rates(json.loads((ROOT / LR_SWEEP).read_text()))
+    assert LR_SWEEP in {path for _, path in sweeps.SWEEPS.values()}
 
 
 def test_chosen_row_reads_the_chosen_setting_and_setting_means_any_other():

@@ -12,6 +12,13 @@ from conftest import ROOT
 from dltoolbox.experiments import sweeps
 
 CHOOSERS = {"chosen", "chosen_row"}
+# sweeps whose choice no notebook trains yet, with why: each fails its test below on purpose (strict xfail),
+# so the list can only shrink
+NOT_YET_TRAINED = {
+    "seq2seq_steps": "chapter 3 still trains every model 400 steps (experiments.seq2seq.STEPS) and shows this "
+                     "table as evidence that both source orders gain from longer training; it trains the chosen "
+                     "steps once the grid goes past 6,400 (sweeps.EDGE_PENDING) and the runs are stored",
+}
 EXPERIMENTS = ROOT / "code" / "dltoolbox" / "experiments"
 
 
@@ -86,11 +93,18 @@ def test_each_registered_sweep_is_a_function_with_its_committed_table(name):
         sweeps.chosen(edited, allow_edge=True)
 
 
-@pytest.mark.parametrize("name", sorted(sweeps.SWEEPS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=NOT_YET_TRAINED[n]))
+                                  if n in NOT_YET_TRAINED else n for n in sorted(sweeps.SWEEPS)])
 def test_each_sweeps_choice_reaches_its_chapter(name):
     _, path = sweeps.SWEEPS[name]
     file = (ROOT / path)
-    if path in sweeps.EVIDENCE_GRIDS:  # shown as evidence: the notebook reads it, trains nothing from it
+    table = json.loads(file.read_text())
+    arm = table.get("arm")
+    settings = {(str(row.get(arm)), tuple(str(row[k]) for k in table["settings"])) for row in table["rows"]}
+    one_each = len(settings) == len({a for a, _ in settings})
+    if path in sweeps.EVIDENCE_GRIDS or one_each:
+        # evidence (the notebook shows it and trains nothing from it), or one setting per arm: nothing was
+        # chosen, the rows are runs the notebook reads
         assert any(file.name in source for _, source in _sources_of(file.parent)), path
         return
     readers = [where for where, source in _sources_of(file.parent)

@@ -3,6 +3,7 @@ import torch
 import torch.nn as nn
 
 from dltoolbox import transfer
+from dltoolbox.experiments import reuse as experiment
 
 
 def _nets():
@@ -100,12 +101,12 @@ def test_committed_lm_init_table_is_a_validation_choice_and_the_notebook_uses_it
     chapter = Path(__file__).resolve().parents[1] / "chapters" / "06_reuse"
     table = json.loads((chapter / "lm_init_sweep.json").read_text())
     chosen = sweeps.chosen(table)
-    assert set(chosen) == {f"{size} {init}" for size in transfer.SIZES for init in transfer.INITS}
+    assert set(chosen) == {f"{size} {init}" for size in experiment.SIZES for init in experiment.INITS}
     for arm in chosen:  # the same grid and seeds for every arm: the same tuning effort
         tried = sorted((r["lr"], r["steps"], r["seed"]) for r in table["rows"] if r["arm"] == arm)
-        assert tried == sorted((lr, st, s) for lr in transfer.SWEEP_LRS for st in transfer.SWEEP_STEPS
-                               for s in transfer.SWEEP_SEEDS)
-    assert set(transfer.SWEEP_SEEDS).isdisjoint({0, 1, 2}) and table["metric"] == "valid_bleu"
+        assert tried == sorted((lr, st, s) for lr in experiment.SWEEP_LRS for st in experiment.SWEEP_STEPS
+                               for s in experiment.SWEEP_SEEDS)
+    assert set(experiment.SWEEP_SEEDS).isdisjoint({0, 1, 2}) and table["metric"] == "valid_bleu"
     source = "\n".join("".join(c["source"]) for c in json.loads((chapter / "lm_init.ipynb").read_text())["cells"])
     assert 'table = json.loads(Path("lm_init_sweep.json").read_text())' in source and "chosen = sweeps.chosen(table)" in source
-    assert "transfer.lm_init_runs(lm, low_data, test, chosen, seeds=SEEDS" in source and "SEEDS = (0, 1, 2)" in source
+    assert "experiment.lm_init_runs(lm, low_data, test, chosen, seeds=SEEDS" in source and "SEEDS = (0, 1, 2)" in source

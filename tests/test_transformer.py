@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dltoolbox import seq2seq, transformer, translation
+from dltoolbox import decoding, seq2seq, transformer, translation
+from dltoolbox.experiments import attention as experiment
 
 
 def _model(**kwargs):
@@ -82,7 +83,7 @@ def test_overfits_a_few_pairs_and_greedy_decodes_them():
     model = _model()
     history = seq2seq.train(model, pairs, num_steps=150, batch_size=8, lr=1e-2, seed=0)
     assert sum(history["loss"][-10:]) / 10 < 0.05 < history["loss"][0]
-    assert seq2seq.greedy_decode(model, [s for s, _ in pairs]) == [t for _, t in pairs]
+    assert decoding.greedy_decode(model, [s for s, _ in pairs]) == [t for _, t in pairs]
 
 
 def test_rejects_sequences_longer_than_max_len():
@@ -124,29 +125,29 @@ def test_an_alibi_transformer_has_no_absolute_positions():
         sinusoidal.encoder(long, torch.tensor([80]))
     with pytest.raises(ValueError, match="unknown position"):
         _model(position="rotary")
-    hyp = seq2seq.greedy_decode(model, [["the", "dog", "runs"]], max_len=5)
+    hyp = decoding.greedy_decode(model, [["the", "dog", "runs"]], max_len=5)
     assert len(hyp) == 1 and len(hyp[0]) <= 5
 
 
 def test_build_arm_gives_each_arm_its_model_and_refuses_an_unknown_one():
-    lstm, sinusoidal, alibi = (transformer.build_arm(arm, seed=0) for arm in transformer.ARMS)
+    lstm, sinusoidal, alibi = (experiment.build_arm(arm, seed=0) for arm in experiment.TRANSFORMER_ARMS)
     assert not hasattr(lstm.encoder, "layers") and not lstm.reverse_source
     assert sinusoidal.encoder.position == "sinusoidal" and alibi.encoder.position == "alibi"
-    assert transformer.STEPS["transformer"] == transformer.STEPS["transformer (ALiBi)"]
+    assert experiment.TRANSFORMER_STEPS["transformer"] == experiment.TRANSFORMER_STEPS["transformer (ALiBi)"]
     with pytest.raises(ValueError, match="unknown arm"):
-        transformer.build_arm("GPT-4")
+        experiment.build_arm("GPT-4")
 
 
 def test_run_records_a_learning_curve_and_per_pair_token_counts():
     job = {"arm": "transformer (ALiBi)", "seed": 0, "lr": 3e-3, "schedule": "constant", "on": "valid",
            "steps": 4, "checkpoint_every": 2}
-    result = transformer.run(job)
+    result = experiment.transformer_run(job)
     assert result["curve"]["step"] == [2, 4] and len(result["curve"]["valid_exact_match_23_30"]) == 2
     assert 0 < result["curve"]["seconds"][0] <= result["curve"]["seconds"][1] <= result["train_seconds"] + 0.01  # rounded to 0.01 s
     assert len(result["token_counts"]) == result["metrics"]["n"] == 200
     assert all(0 <= hits <= n for hits, n in result["token_counts"])
     with pytest.raises(ValueError, match="on"):
-        transformer.run({**job, "on": "train"})
+        experiment.transformer_run({**job, "on": "train"})
 
 
 def test_committed_transformer_sweeps_give_every_arm_the_same_grid_and_the_notebook_uses_their_choice():
@@ -158,23 +159,23 @@ def test_committed_transformer_sweeps_give_every_arm_the_same_grid_and_the_noteb
     root = Path(__file__).resolve().parents[1] / "chapters" / "04_attention"
     table = json.loads((root / "transformer_sweep.json").read_text())
     chosen = sweeps.chosen(table)
-    assert set(chosen) == set(transformer.ARMS) and table["metric"] == "valid_exact_match"
+    assert set(chosen) == set(experiment.TRANSFORMER_ARMS) and table["metric"] == "valid_exact_match"
     tried = {}
     for row in table["rows"]:  # each arm: its own first-stage choice moved one recipe setting at a time
-        first = all(row[k] == v for k, v in transformer.RECIPE_DEFAULTS.items())
-        moved = tuple((k, row[k]) for k, v in transformer.RECIPE_DEFAULTS.items() if row[k] != v)
+        first = all(row[k] == v for k, v in experiment.RECIPE_DEFAULTS.items())
+        moved = tuple((k, row[k]) for k, v in experiment.RECIPE_DEFAULTS.items() if row[k] != v)
         tried.setdefault(row["arm"], set()).add((row["lr"], row["schedule"], row["seed"]) if first else moved)
-        assert row["steps"] == transformer.STEPS[row["arm"]]  # the same training time for every arm
+        assert row["steps"] == experiment.TRANSFORMER_STEPS[row["arm"]]  # the same training time for every arm
     assert all(t == tried["transformer"] for t in tried.values())
-    assert len(tried["transformer"]) == 8 + sum(len(v) for v in transformer.RECIPE_GRID.values())
+    assert len(tried["transformer"]) == 8 + sum(len(v) for v in experiment.RECIPE_GRID.values())
     long = json.loads((root / "transformer_long.json").read_text())
     assert long["config"]["from"].endswith("transformer_sweep.json")
     assert sorted((row["arm"], row["seed"]) for row in long["rows"]) == \
-        sorted((arm, seed) for arm in transformer.ARMS for seed in transformer.LONG_SEEDS)
+        sorted((arm, seed) for arm in experiment.TRANSFORMER_ARMS for seed in experiment.LONG_SEEDS)
     for row in long["rows"]:  # the long runs train the recipes the sweep chose, and keep every longer sentence
         assert {k: row[k] for k in chosen[row["arm"]]} == chosen[row["arm"]]
-        assert row["steps"] == transformer.LONG_STEPS == row["curve"]["step"][-1]
-        exact, accuracy = transformer.longer_per_sentence(row)
+        assert row["steps"] == experiment.LONG_STEPS == row["curve"]["step"][-1]
+        exact, accuracy = experiment.longer_per_sentence(row)
         assert len(exact) == len(accuracy) == 200 and ((0 <= accuracy) & (accuracy <= 1)).all()
         by_bucket = [row["test_exact_match"][b] for b in ("31-35", "36-41")]  # 100 sentences each
         assert abs(sum(by_bucket) / 2 - exact.mean()) < 1e-3
@@ -188,8 +189,8 @@ def test_committed_transformer_sweeps_give_every_arm_the_same_grid_and_the_noteb
 
 def test_longer_per_sentence_reads_a_row_and_refuses_a_malformed_one():
     row = {"longer_correct": "101", "longer_token_hits": "4 2 5", "longer_tokens": "4 5 5"}
-    exact, accuracy = transformer.longer_per_sentence(row)
+    exact, accuracy = experiment.longer_per_sentence(row)
     assert exact.tolist() == [1.0, 0.0, 1.0] and accuracy.tolist() == [1.0, 0.4, 1.0]
     for bad in ({"longer_correct": "10"}, {"longer_correct": "1x1"}, {"longer_token_hits": "4 6 5"}):
         with pytest.raises(ValueError, match="malformed"):
-            transformer.longer_per_sentence({**row, **bad})
+            experiment.longer_per_sentence({**row, **bad})

@@ -176,7 +176,7 @@ def plot_alignment(weights, src_tokens, tgt_tokens, ax=None, title=None):
 def plot_by_length(curves, metric="bleu", ax=None, trained_up_to=None):
     """Bahdanau's Figure 2 in miniature: `metric` by source-length bucket, mean and range over seeds.
 
-    `curves` maps a model name to a list (one per seed) of ``seq2seq.evaluate`` results.
+    `curves` maps a model name to a list (one per seed) of ``decoding.evaluate`` results.
     """
     import matplotlib.pyplot as plt
 
@@ -254,119 +254,6 @@ def quadratic_region(lengths, seconds, tolerance=1.5):
     while high + 1 < len(per_pair) and per_pair[high + 1] <= tolerance * per_pair[best]:
         high += 1
     return list(range(low, high + 1))
-
-
-# --- Bahdanau's Figure 2, fairly: each arm's recipe chosen on validation, seeds in parallel processes ---
-
-DATA = dict(seed=0, n_train=20000, n_valid=200, n_test=500, min_len=3, max_len=30)
-LONGER = dict(n=200, seed=1)  # test sentences longer than any in training
-MODEL = dict(num_embed=48, num_hiddens=96, num_layers=1)
-STEPS, BATCH_SIZE = 400, 64  # the same budget for every arm and setting
-# The baseline given the attention model's training time: attention trains 400 steps in about 23 s on one
-# thread, the model without attention about 8 s (the stored run's budget table), so about 1,150 steps.
-EQUAL_TIME_STEPS = 1200
-BUCKETS = ((3, 7), (8, 12), (13, 17), (18, 22), (23, 30), (31, 35), (36, 41))
-ARMS = ("no attention", "attention")
-SWEEP_GRID = {"reverse_source": (False, True), "lr": (3e-3, 1e-2, 3e-2), "schedule": ("constant", "warmup_linear")}
-SWEEP_SEEDS = (100,)  # apart from the notebook's seeds 0, 1, 2
-
-
-def translation_data():
-    """(splits, longer): the chapter's train/valid/test pairs and the longer-than-training test pairs."""
-    from . import translation
-
-    splits = translation.make_splits(**DATA)
-    return splits, translation.longer_test_set(splits, **LONGER)
-
-
-def build(arm, seed=0, reverse_source=False, device="cpu"):
-    """A fresh model of one arm ("no attention" or "attention") of the chapter's size."""
-    from . import seq2seq, translation
-
-    if arm not in ARMS:
-        raise ValueError(f"unknown arm {arm!r}; choose one of {ARMS}")
-    decoder = AttentionDecoder if arm == "attention" else seq2seq.LSTMDecoder
-    return seq2seq.build_model(translation.source_vocab(), translation.target_vocab(), seed=seed, decoder=decoder,
-                               reverse_source=reverse_source, device=device, **MODEL)
-
-
-def run(job):
-    """Train one arm with one setting and seed; evaluate it on validation or on the test sentences.
-
-    job: {"arm", "seed", "reverse_source", "lr", "schedule", "on": "valid" | "test"} and optionally "steps"
-    (default STEPS); "test" scores the test pairs followed by the longer ones. Returns {"job", "history"
-    (loss, lr, seconds, tokens per step), "metrics"
-    (seq2seq.evaluate, with the hypotheses), "state"}.
-    """
-    import os
-
-    from . import seq2seq
-
-    os.environ.setdefault("DLTOOLBOX_NO_PROGRESS", "1")
-    torch.set_num_threads(1)
-    if job.get("on") not in ("valid", "test"):
-        raise ValueError(f"job['on'] must be 'valid' or 'test', got {job.get('on')!r}")
-    splits, longer = translation_data()
-    model = build(job["arm"], job["seed"], job["reverse_source"])
-    history = seq2seq.train(model, splits["train"], num_steps=job.get("steps", STEPS), batch_size=BATCH_SIZE, lr=job["lr"],
-                            seed=job["seed"], schedule=job["schedule"], desc=f"{job['arm']}, seed {job['seed']}")
-    pairs = splits["valid"] if job["on"] == "valid" else splits["test"] + longer
-    return {"job": job, "history": {k: history[k] for k in ("loss", "lr", "seconds", "tokens")},
-            "metrics": seq2seq.evaluate(model, pairs, buckets=BUCKETS),
-            "state": {name: t.clone() for name, t in model.state_dict().items()}}
-
-
-def sweep(processes=2):
-    """Each arm's source order, peak learning rate and schedule, chosen on the 200 validation pairs by exact
-    match (python -m dltoolbox.experiments.sweeps attention): the same grid, budget and seeds for both arms."""
-    from itertools import product
-
-    from .compare import run_parallel
-
-    settings = [dict(zip(SWEEP_GRID, values)) for values in product(*SWEEP_GRID.values())]
-    jobs = [{"arm": arm, "seed": seed, "on": "valid", **s} for arm in ARMS for s in settings for seed in SWEEP_SEEDS]
-    rows = []
-    for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="attention settings")):
-        m = result["metrics"]
-        rows.append({"arm": job["arm"], **{k: job[k] for k in SWEEP_GRID}, "seed": job["seed"],
-                     "valid_exact_match": round(m["exact_match"], 4), "valid_bleu": round(m["bleu"], 2)})
-    return {"rows": rows, "settings": list(SWEEP_GRID), "metric": "valid_exact_match", "goal": "max", "arm": "arm",
-            "config": {**MODEL, "steps": STEPS, "batch_size": BATCH_SIZE, "data": DATA, "seeds": list(SWEEP_SEEDS)}}
-
-
-def equal_time(processes=2, table="chapters/04_attention/sweep.json", seeds=(0, 1, 2, 3)):
-    """The model without attention given the attention model's training time (EQUAL_TIME_STEPS steps), its
-    chosen recipe, on the notebook's seeds, scored on the test pairs and the longer ones (python -m
-    dltoolbox.experiments.sweeps attention_equal_time): too long to train in the notebook, so a committed table whose
-    rows keep which sentences each seed translated exactly ("correct", a string of 0s and 1s in the order
-    of the test pairs and then the longer ones), for a paired comparison with the notebook's runs."""
-    from .experiments import sweeps
-    from .compare import run_parallel
-
-    chosen = sweeps.chosen(table)["no attention"]
-    jobs = [{"arm": "no attention", "seed": seed, "on": "test", "steps": EQUAL_TIME_STEPS, **chosen} for seed in seeds]
-    splits, longer = translation_data()
-    refs = [list(t) for _, t in splits["test"] + longer]
-    rows = []
-    for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="equal-time baseline")):
-        m = result["metrics"]
-        rows.append({"arm": job["arm"], **{k: job[k] for k in SWEEP_GRID}, "seed": job["seed"], "steps": job["steps"],
-                     "train_seconds": round(result["history"]["seconds"][-1], 1),
-                     "tokens": sum(result["history"]["tokens"]),
-                     "test_exact_match": {b: round(v["exact_match"], 4) for b, v in m["buckets"].items()},
-                     "correct": "".join(str(int(h == r)) for h, r in zip(m["hypotheses"], refs))})
-    return {"rows": rows, "settings": list(SWEEP_GRID), "metric": "train_seconds", "goal": "min", "arm": "arm",
-            "config": {**MODEL, "steps": EQUAL_TIME_STEPS, "batch_size": BATCH_SIZE, "data": DATA, "seeds": list(seeds),
-                       "from": table}}
-
-
-def correct_of(row):
-    """An `attention_equal_time` row's per-sentence exact match, a float array (test pairs, then longer ones)."""
-    import numpy as np
-
-    if not isinstance(row.get("correct"), str) or set(row["correct"]) - {"0", "1"}:
-        raise ValueError("a malformed row: 'correct' must be a string of 0s and 1s")
-    return np.array([c == "1" for c in row["correct"]], dtype=float)
 
 
 def diagonal_alignment(num_target, num_source):

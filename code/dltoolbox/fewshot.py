@@ -5,15 +5,12 @@ linear head), all evaluated over many episodes at once with 95% confidence inter
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
 from .progress import progress
-from .seeding import generator as make_generator
 
 
 @dataclass
@@ -271,139 +268,3 @@ def evaluate_finetune(encoder, episodes, n_way, pretrained=True, num_steps=10, l
             pred = forward(params, ep.query_x).argmax(-1)
         accs.append(pred)
     return _result(torch.cat(accs), episodes, return_predictions)
-
-
-# ---- the chapter's protocol: seeds in parallel processes, and the validation sweep ----------------------
-
-STEPS = 500                                   # default training steps of an arm that learns from the base classes
-BASE, NOVEL, VALIDATION = range(0, 300), range(300, 400), range(400, 450)   # glyph classes: train, test, tune
-METRIC_RULES = {"protonet": prototype_logits, "matching": matching_logits, "classifier": prototype_logits}
-TRAIN_LRS = (3e-3, 1e-2)                      # the same lr grid, steps grid and seeds for every training arm
-TRAIN_STEPS = (500, 2000)                     # 2,000 steps: the classifier's training accuracy has levelled off
-ADAPT_GRIDS = {                               # the same number of settings (2 lrs × 2 step counts) per arm
-    "scratch": [(lr, n) for lr in (3e-3, 1e-2) for n in (10, 30)],
-    "fine-tune": [(lr, n) for lr in (3e-3, 1e-2) for n in (10, 30)],
-    "linear": [(lr, n) for lr in (0.1, 0.3) for n in (30, 100)],
-}
-ARM_METHODS = {"protonet": ("protonet",), "matching": ("matching",), "classifier": ("centroid", "linear", "fine-tune"),
-               "scratch": ("scratch",)}
-
-
-def train_encoder(arm, X, y, classes, seed, num_steps=STEPS, lr=1e-3, desc=None):
-    """A fresh ConvEncoder(16) trained on `classes`: episodically (protonet, matching) or as a classifier."""
-    classes = torch.as_tensor(list(classes), dtype=torch.int64)
-    torch.manual_seed(seed)
-    encoder = ConvEncoder(channels=16)
-    if arm == "classifier":
-        keep = torch.isin(y, classes)
-        labels = torch.searchsorted(torch.sort(classes).values, y[keep])
-        history = pretrain_classifier(encoder, X[keep], labels, len(classes), num_steps=num_steps, lr=lr,
-                                      generator=make_generator(seed), desc=desc or "classifier")
-    elif arm in ("protonet", "matching"):
-        history = train_episodic(encoder, X, y, classes, n_way=min(20, len(classes)), k_shot=1, n_query=5,
-                                 num_steps=num_steps, lr=lr, logits_fn=METRIC_RULES[arm],
-                                 generator=make_generator(seed), desc=desc or arm)
-    else:
-        raise ValueError(f"unknown training arm {arm!r}")
-    return encoder, history
-
-
-def evaluate_method(method, encoder, episodes, n_way, settings=None, seed=0):
-    """Per-episode accuracy (E,) of one method; `settings` = {"lr", "steps"} for the adapting ones."""
-    if method == "pixels":
-        return evaluate_metric(None, episodes, n_way)
-    if method in ("protonet", "centroid"):
-        return evaluate_metric(encoder, episodes, n_way)
-    if method == "matching":
-        return evaluate_metric(encoder, episodes, n_way, logits_fn=matching_logits)
-    if method == "linear":
-        return evaluate_linear_probe(encoder, episodes, n_way, num_steps=settings["steps"], lr=settings["lr"])
-    if method in ("fine-tune", "scratch"):
-        return evaluate_finetune(encoder, episodes, n_way, pretrained=(method == "fine-tune"), num_steps=settings["steps"],
-                                 lr=settings["lr"], generator=make_generator(1000 + seed))
-    raise ValueError(f"unknown method {method!r}")
-
-
-def protocol_episodes(X, y, classes, ks, num_episodes, seed=100):
-    """{K: the same 5-way K-shot episodes (10 queries per class) for every method and seed}."""
-    return {k: sample_episodes(X, y, list(classes), 5, k, 10, num_episodes, make_generator(seed + k)) for k in ks}
-
-
-def run_arm(job):
-    """One (arm, seed) run for `compare.run_parallel`: train on job["train"] classes, test on job["test"] classes.
-
-    job: {"X", "y" (numpy), "arm", "seed", "train", "test", "ks", "episodes", "lr", "settings" {method: {lr, steps}}}.
-    Returns {"arm", "seed", "history", "state" (encoder weights or None), "accuracy": {method: {K: (E,) array}}}.
-    """
-    torch.set_num_threads(1)
-    X, y = torch.from_numpy(job["X"]), torch.from_numpy(job["y"])
-    arm, seed = job["arm"], job["seed"]
-    encoder, history = (ConvEncoder(channels=16), None) if arm == "scratch" else \
-        train_encoder(arm, X, y, job["train"], seed, job.get("steps", STEPS), job["lr"], desc=f"{arm}, seed {seed}")
-    episodes = protocol_episodes(X, y, job["test"], job["ks"], job["episodes"])
-    accuracy = {m: {k: evaluate_method(m, encoder, episodes[k], 5, job.get("settings", {}).get(m), seed).numpy()
-                    for k in job["ks"]} for m in ARM_METHODS[arm]}
-    state = None if arm == "scratch" else {k: v.clone() for k, v in encoder.state_dict().items()}
-    return {"arm": arm, "seed": seed, "history": history, "state": state, "accuracy": accuracy}
-
-
-def _sweep_train(job):
-    """Sweep stage 1: one training arm, lr and seed → validation accuracy of its own rule (and the weights)."""
-    torch.set_num_threads(1)
-    X, y = torch.from_numpy(job["X"]), torch.from_numpy(job["y"])
-    encoder, _ = train_encoder(job["arm"], X, y, BASE, job["seed"], job["steps"], job["lr"],
-                               desc=f"{job['arm']} lr {job['lr']} steps {job['steps']}")
-    episodes = protocol_episodes(X, y, VALIDATION, (1, 5), job["episodes"], seed=500)
-    method = {"protonet": "protonet", "matching": "matching", "classifier": "centroid"}[job["arm"]]
-    score = float(np.mean([evaluate_method(method, encoder, episodes[k], 5).mean().item() for k in (1, 5)]))
-    row = {"arm": job["arm"], "lr": job["lr"], "steps": job["steps"], "seed": job["seed"], "validation_accuracy": round(score, 4)}
-    return row, (encoder.state_dict() if job["arm"] == "classifier" else None)
-
-
-def _sweep_adapt(job):
-    """Sweep stage 2: one adapting arm and seed, every setting of its grid → validation rows."""
-    torch.set_num_threads(1)
-    X, y = torch.from_numpy(job["X"]), torch.from_numpy(job["y"])
-    encoder = ConvEncoder(channels=16)
-    if job["state"] is not None:
-        encoder.load_state_dict(job["state"])
-    episodes = protocol_episodes(X, y, VALIDATION, (1, 5), job["episodes"], seed=500)
-    rows = []
-    for lr, steps in ADAPT_GRIDS[job["arm"]]:
-        score = np.mean([evaluate_method(job["arm"], encoder, episodes[k], 5, {"lr": lr, "steps": steps},
-                                         job["seed"]).mean().item() for k in (1, 5)])
-        rows.append({"arm": job["arm"], "lr": lr, "steps": steps, "seed": job["seed"],
-                     "validation_accuracy": round(float(score), 4)})
-    return rows
-
-
-def sweep(processes=2, seeds=(0, 1, 2), episodes=100):
-    """Tune every arm on the 50 validation glyph classes (400–449), never the 100 test classes (300–399).
-
-    Stage 1: each training arm (protonet, matching, classifier) at every lr of TRAIN_LRS and every step count of
-    TRAIN_STEPS, each seed.
-    Stage 2: each adapting arm (scratch, fine-tune, linear head) over its 8-setting grid, each seed, fine-tune
-    and linear head on the classifier trained with the lr and steps stage 1 chose. Score: mean 5-way accuracy at K = 1, 5.
-    """
-    from .experiments import sweeps
-    from .compare import run_parallel
-    from .glyphs import make_glyphs
-
-    X, y = make_glyphs(num_classes=450, per_class=20, size=16, seed=0)
-    data = {"X": X.numpy(), "y": y.numpy(), "episodes": episodes}
-    jobs = [dict(data, arm=arm, lr=lr, steps=n, seed=s) for arm in ("classifier", "protonet", "matching")
-            for lr in TRAIN_LRS for n in TRAIN_STEPS for s in seeds]
-    results = run_parallel(_sweep_train, jobs, processes=processes, desc="sweep: training arms")
-    rows = [row for row, _ in results]
-    best = sweeps.best_settings([r for r in rows if r["arm"] == "classifier"], ["lr", "steps"], "validation_accuracy",
-                                "max")[None]
-    states = {row["seed"]: state for row, state in results
-              if row["arm"] == "classifier" and (row["lr"], row["steps"]) == (best["lr"], best["steps"])}
-    jobs = [dict(data, arm=arm, seed=s, state=None if arm == "scratch" else states[s])
-            for arm in ("fine-tune", "scratch", "linear") for s in seeds]
-    for part in run_parallel(_sweep_adapt, jobs, processes=processes, desc="sweep: adapting arms"):
-        rows.extend(part)
-    return {"rows": rows, "settings": ["lr", "steps"], "metric": "validation_accuracy", "goal": "max", "arm": "arm",
-            "config": {"validation_classes": [VALIDATION.start, VALIDATION.stop - 1], "episodes_per_k": episodes,
-                       "ks": [1, 5], "n_way": 5, "seeds": list(seeds), "encoder": "ConvEncoder(16)",
-                       "train_steps": list(TRAIN_STEPS)}}

@@ -5,14 +5,14 @@ The text has three kinds of sentence: arithmetic ("two plus three is five ."), d
 ("it shows a seven ."; with describe_first=True they name the digit first: "seven . it shows a seven ."),
 and naming lists ("cat dax . seven wug . cat dax .") where made-up names are
 bound to words and then repeated: the in-context skill that the few-shot test borrows for images.
+The language model is the course's GPT (`gpt.GPT`), of the size `lm_config()` gives.
 """
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .gpt import GPTConfig
 from .progress import progress
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -66,63 +66,10 @@ def make_corpus(num_tokens, seed=0, describe_first=False):
     return encode(" ".join(words[:num_tokens]))
 
 
-@dataclass
-class LMConfig:
-    vocab_size: int = len(VOCAB)
-    block_size: int = 32   # longest context, prefix included
-    n_embd: int = 64
-    n_head: int = 4
-    n_layer: int = 2
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: causal self-attention then an MLP, each with a residual."""
-
-    def __init__(self, cfg):
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(cfg.n_embd), nn.LayerNorm(cfg.n_embd)
-        self.attn = nn.MultiheadAttention(cfg.n_embd, cfg.n_head, batch_first=True)
-        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd))
-
-    def forward(self, x):
-        T = x.shape[1]
-        mask = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1)
-        h = self.ln1(x)
-        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
-        return x + self.mlp(self.ln2(x))
-
-
-class TinyGPT(nn.Module):
-    """A small causal transformer LM that can also read a prefix of input embeddings before its tokens."""
-
-    def __init__(self, cfg=None):
-        super().__init__()
-        self.cfg = cfg or LMConfig()
-        self.tok_emb = nn.Embedding(self.cfg.vocab_size, self.cfg.n_embd)
-        self.pos_emb = nn.Embedding(self.cfg.block_size, self.cfg.n_embd)
-        self.blocks = nn.ModuleList(Block(self.cfg) for _ in range(self.cfg.n_layer))
-        self.ln_f = nn.LayerNorm(self.cfg.n_embd)
-        self.head = nn.Linear(self.cfg.n_embd, self.cfg.vocab_size)
-
-    def forward(self, idx, targets=None, prefix=None):
-        """idx (B, T) tokens, prefix (B, P, C) embeddings or None → logits (B, P+T, V), loss on `targets` (B, P+T)."""
-        x = self.tok_emb(idx)                                              # (B, T, C)
-        if prefix is not None:
-            x = torch.cat([prefix, x], dim=1)                              # (B, P+T, C)
-        return self.forward_embeddings(x, targets)
-
-    def forward_embeddings(self, x, targets=None):
-        """The LM on input embeddings x (B, T, C) → logits (B, T, V), loss on `targets` (B, T) or None."""
-        if x.shape[1] > self.cfg.block_size:
-            raise ValueError(f"sequence of {x.shape[1]} positions is longer than block_size {self.cfg.block_size}")
-        x = x + self.pos_emb(torch.arange(x.shape[1], device=x.device))
-        for block in self.blocks:
-            x = block(x)
-        logits = self.head(self.ln_f(x))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        return logits, loss
+def lm_config(**overrides):
+    """The language model's GPTConfig: the whole vocabulary, 32 positions (prefix included), width 64,
+    4 heads, 2 blocks; any field can be overridden."""
+    return GPTConfig(**{"vocab_size": len(VOCAB), **overrides})
 
 
 def lm_batches(stream, block_size, batch_size, generator):
@@ -304,47 +251,3 @@ def nearest_words(lm, vision, images):
     embedding: (B,) word ids."""
     prefix = F.normalize(vision(images)[:, 0], dim=-1)                     # (B, C)
     return (prefix @ F.normalize(lm.tok_emb.weight, dim=-1).T).argmax(-1)
-
-
-ARMS = ("frozen", "finetuned", "word")
-
-
-def run_arm(job):
-    """One captioner on a copy of a pretrained LM, for `compare.run_parallel`: job = {"lm_state", "arm", "seed",
-    "steps"} and optionally "config" (LMConfig fields), "caption" (a caption template), "describe_first" (of
-    the held-out text), "held_out_seed", "held_out_tokens", "episodes". arm: 'frozen' (free prefix, LM frozen), 'finetuned' (free
-    prefix, LM trained at lr 1e-3) or 'word' (WordPrefix over the digit words, LM frozen). Trained on the first
-    1,400 digits, scored on the other 397: per-image caption correctness, 2/3/4-way naming (same episodes for
-    every arm and seed: generator(7)), held-out perplexity, word naming, nearest words; and the state dicts."""
-    from .glyphs import load_digits_images
-    from .seeding import generator, seed_everything
-
-    seed, arm = job["seed"], job["arm"]
-    if arm not in ARMS:
-        raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
-    seed_everything(seed, threads=1)
-    X, y = load_digits_images(size=8)
-    train_X, train_y, test_X, test_y = X[:1400], y[:1400], X[1400:], y[1400:]
-    held_out = make_corpus(job.get("held_out_tokens", 8000), seed=job.get("held_out_seed", 1),
-                           describe_first=job.get("describe_first", False))
-    template = job.get("caption", CAPTION)
-    lm = TinyGPT(LMConfig(**job.get("config", {})))
-    lm.load_state_dict(job["lm_state"])
-    torch.manual_seed(2 + seed)
-    if arm == "word":
-        vision = WordPrefix(lm.tok_emb, encode(" ".join(DIGITS)))
-    else:
-        vision = VisionPrefix(n_embd=lm.cfg.n_embd, num_tokens=1)
-    history = train_captioner(lm, vision, train_X, train_y, num_steps=job["steps"],
-                              lm_lr=1e-3 if arm == "finetuned" else None, generator=generator(3 + seed),
-                              desc=f"captioning, {arm}, seed {seed}", template=template)
-    caption_correct = (generate_captions(lm, vision, test_X, template=template) == caption_tokens(test_y, template)).all(1)
-    naming = {n: fewshot_naming(lm, vision, test_X, test_y, n_way=n, num_episodes=job.get("episodes", 600),
-                                generator=generator(7)) for n in (2, 3, 4)}
-    text = fewshot_naming(lm, None, test_X, test_y, 2, 600, generator(5), use_words=True)
-    return {"arm": arm, "seed": seed, "loss": history["loss"], "caption_correct": caption_correct.numpy(),
-            "ppl": perplexity(lm, held_out), "text_naming": text["forced_choice"],
-            "forced_correct": {n: r["forced_correct"].numpy() for n, r in naming.items()},
-            "open_correct": {n: r["open_correct"].numpy() for n, r in naming.items()},
-            "nearest": nearest_words(lm, vision, test_X).numpy(), "test_labels": test_y.numpy(),
-            "lm_state": lm.state_dict() if arm == "finetuned" else None, "vision_state": vision.state_dict()}

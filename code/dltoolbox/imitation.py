@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .games import Agent, Games, RandomAgent, ScriptedAgent, drop, generate_replays, legal_mask, sample_moves, wins
+from .games import Agent, Games, drop, legal_mask, sample_moves, wins
 from .progress import progress
 
 
@@ -226,15 +226,6 @@ def head_to_head(agents, opponents, num_games=400, seed=0):
     return rows
 
 
-def format_table(rows, games="games", interval="95% interval"):
-    """A Markdown table of `head_to_head` (or `summarise`) rows."""
-    lines = [f"| agent | opponent | {games} | win rate | {interval} | draws |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['agent']} | {r['opponent']} | {r['games']} | {r['win']:.1%} | "
-                     f"{r['low']:.1%}–{r['high']:.1%} | {r['draw']:.1%} |")
-    return "\n".join(lines)
-
-
 @torch.no_grad()
 def calibration(value_net, data, bins=10):
     """Reliability of a value net on `data`: per bin of predicted score, the mean prediction, the mean
@@ -248,114 +239,6 @@ def calibration(value_net, data, bins=10):
         observed = np.bincount(which, y, bins) / count
     gap = np.where(count > 0, np.abs(predicted - observed), 0.0)
     return {"predicted": predicted, "observed": observed, "count": count, "ece": float((count * gap).sum() / len(p))}
-
-
-# ---- the experiment of the chapter: training seeds, the validation sweep of beta, the test matches ----
-ARCHIVE = {"num_games": 20_000, "seed": 0}
-NUM_STEPS = 2000
-BETAS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256]   # the grid every arm (search depth) is tuned over
-VALIDATION_SEED, TEST_SEED = 5000, 9000       # match seeds (openings) of validation and of test games
-_cache = {}
-
-
-def archive():
-    """The replay archive and its train / held-out / winners' tensors (cached in each process)."""
-    if "archive" not in _cache:
-        replays = generate_replays(**ARCHIVE)
-        train_mask, valid_mask = split_games(replays)
-        _cache["archive"] = {"replays": replays, "train": to_tensors(replays, select=train_mask),
-                             "valid": to_tensors(replays, select=valid_mask),
-                             "winners": to_tensors(replays, select=train_mask & (replays["outcome"] == 1))}
-    return _cache["archive"]
-
-
-NETS = {"bc": ("policy", "train", 1), "winners": ("policy", "winners", 2), "value": ("value", "train", 3),
-        "heldout_bc": ("policy", "train", 4)}  # name -> (kind, data, offset of its seed)
-
-
-def train_net(job):
-    """Train the net `job["net"]` (see NETS) for training seed `job["seed"]`; its state, history and scores."""
-    torch.set_num_threads(1)
-    kind, split, offset = NETS[job["net"]]
-    data, seed = archive(), 10 * job["seed"] + offset
-    torch.manual_seed(seed)
-    net = BoardNet(out=7 if kind == "policy" else 1)
-    history = train(net, data[split], kind, job.get("num_steps", NUM_STEPS), valid=data["valid"], eval_every=200,
-                    seed=seed, desc=f"{job['net']}, seed {job['seed']}")
-    out = {"state": net.state_dict(), "history": history}
-    if kind == "policy":
-        out["accuracy"] = move_accuracy(net, data["valid"])
-    else:
-        out.update(bce=value_loss(net, data["valid"]), calibration=calibration(net, data["valid"]))
-    return out
-
-
-def load(state):
-    """A BoardNet holding a `train_net` state."""
-    net = BoardNet(out=state["body.4.bias"].shape[0])
-    net.load_state_dict(state)
-    return net.eval()
-
-
-def agents(states, betas):
-    """The offline agents of one seed from its nets' states and the chosen beta per search depth."""
-    bc, value = load(states["bc"]), load(states["value"])
-    return {"BC": PolicyAgent(bc, "BC"),
-            "BC, winners' moves": PolicyAgent(load(states["winners"]), "BC, winners' moves"),
-            "BC + value": ValueGuidedAgent(bc, value, betas[1], depth=1, name="BC + value"),
-            "BC + value + search": ValueGuidedAgent(bc, value, betas[2], depth=2, name="BC + value + search")}
-
-
-def play_test_matches(job):
-    """Every agent of one seed against one test opponent, all on the same openings: per-game scores."""
-    torch.set_num_threads(1)
-    players = {**agents(job["states"], job["betas"]), "scripted(0.05)": ScriptedAgent(0.05)}
-    opponent = {"BC": players["BC"], "scripted(0.05)": ScriptedAgent(0.05), "random": RandomAgent()}[job["opponent"]]
-    seed = TEST_SEED + 100 * job["seed"] + ["BC", "scripted(0.05)", "random"].index(job["opponent"])
-    return {name: play_match(agent, opponent, job["num_games"], seed=seed)["a_score"]
-            for name, agent in players.items() if name != job["opponent"]}
-
-
-def validation_run(seed, num_games=400, betas=BETAS):
-    """Beta sweep of one training seed against the held-out pool: a BC net of another seed and scripted(0.2)."""
-    torch.set_num_threads(1)
-    states = {name: train_net({"net": name, "seed": seed})["state"] for name in ("bc", "value", "heldout_bc")}
-    bc, value = load(states["bc"]), load(states["value"])
-    pool = {"heldout_bc": PolicyAgent(load(states["heldout_bc"]), "held-out BC"), "scripted_0.2": ScriptedAgent(0.2)}
-    rows = []
-    for depth in (1, 2):
-        for beta in betas:
-            row = {"depth": depth, "beta": beta, "seed": seed}
-            for j, (name, opponent) in enumerate(pool.items()):
-                score = play_match(ValueGuidedAgent(bc, value, beta, depth), opponent, num_games,
-                                   seed=VALIDATION_SEED + 100 * seed + j)["a_score"]
-                row[f"win_vs_{name}"] = float(np.mean(score == 1))
-            row["win"] = float(np.mean([row[f"win_vs_{name}"] for name in pool]))
-            rows.append(row)
-    return rows
-
-
-def sweep(processes=2, seeds=(0, 1, 2)):
-    """The validation table of beta per search depth (python -m dltoolbox.experiments.sweeps imitation)."""
-    from .compare import run_parallel
-    rows = [row for part in run_parallel(validation_run, list(seeds), processes, desc="beta sweep") for row in part]
-    return {"rows": rows, "settings": ["beta"], "metric": "win", "goal": "max", "arm": "depth",
-            "config": {**ARCHIVE, "num_steps": NUM_STEPS, "games_per_opponent": 400,
-                       "pool": ["BC of another training seed", "scripted(0.2)"], "validation_seed": VALIDATION_SEED}}
-
-
-def summarise(scores):
-    """`head_to_head`-like rows from per-seed match scores [{(agent, opponent): per-game scores}, ...]:
-    the mean win rate over seeds and its 95% t-interval, and the mean draw rate."""
-    from .compare import mean_interval
-    rows = []
-    for key in scores[0]:
-        wins_ = [float(np.mean(s[key] == 1)) for s in scores]
-        mean, half = mean_interval(wins_)
-        rows.append({"agent": key[0], "opponent": key[1], "games": len(scores[0][key]), "win": mean,
-                     "low": max(0.0, mean - half), "high": min(1.0, mean + half), "seeds": len(scores),
-                     "draw": float(np.mean([np.mean(s[key] == 0.5) for s in scores]))})
-    return rows
 
 
 def replay(x, o, state=None):
@@ -376,30 +259,3 @@ def replay(x, o, state=None):
         record.append((state, probs, move))
         state = state.play(move)
     return record, state
-
-
-def replay_browser(record, final, value_net, names, title=None):
-    """A kernel-free figure browser over a replayed game (`replay`): each position with the mover's move
-    probabilities above the columns and `value_net`'s estimate for the side to move, then the result."""
-    from matplotlib.figure import Figure  # not pyplot: dozens of frames, none of them left open
-
-    from .games import draw_board
-    from .plots import figure_browser
-
-    side = {1: "X", -1: "O"}
-    frames = []
-    for ply, (state, probs, move) in enumerate(record, start=1):
-        value = win_probability(value_net, Games.from_states([state]).own_view())[0]
-        mover = f"{names[state.player]} ({side[state.player]})"
-        fig = Figure(figsize=(3.6, 3.4))
-        ax = fig.subplots()
-        draw_board(state.board, probs, title=f"ply {ply}: {mover} to move, value {value:.2f}", ax=ax)
-        frames.append((f"ply {ply}: {mover} plays column {move}", fig,
-                       f"Board before ply {ply}, {mover} to move: it gives column {move} probability "
-                       f"{probs[move]:.0%} and plays it; the value network gives the mover {value:.2f}."))
-    result = "draw" if final.winner == 0 else f"{side[final.winner]} wins ({names[final.winner]})"
-    fig = Figure(figsize=(3.6, 3.4))
-    ax = fig.subplots()
-    draw_board(final.board, title=f"after {len(record)} plies: {result}", ax=ax)
-    frames.append((f"the end: {result}", fig, f"Final board after {len(record)} plies: {result}."))
-    return figure_browser(frames, label="ply", title=title)

@@ -17,8 +17,7 @@ import torch.nn as nn
 from scipy import optimize
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import frozen, ngram
-from .experiments import sweeps
+from . import frozen, gpt, ngram
 from .compare import mean_interval  # noqa: F401  (sc.mean_interval in the notebook)
 from .progress import progress
 
@@ -104,11 +103,11 @@ class RunConfig:
 
 
 def make_model(config, vocab_size):
-    """A TinyGPT (the course's small causal transformer) of the given width and depth."""
+    """The course's GPT (its small causal transformer) of the given width and depth."""
     torch.manual_seed(config.seed)
-    cfg = frozen.LMConfig(vocab_size=vocab_size, block_size=config.block_size, n_embd=config.width,
-                          n_head=config.n_head, n_layer=config.n_layer)
-    return frozen.TinyGPT(cfg)
+    cfg = gpt.GPTConfig(vocab_size=vocab_size, block_size=config.block_size, n_embd=config.width,
+                        n_head=config.n_head, n_layer=config.n_layer)
+    return gpt.GPT(cfg)
 
 
 @torch.no_grad()
@@ -154,18 +153,6 @@ def train_run(config, corpus, show_progress=False, eval_stream="valid"):
         raise FloatingPointError(f"width {config.width}, seed {config.seed}: the loss diverged ({losses[-1]})")
     return {"N": non_embedding_parameters(model), "parameters": sum(p.numel() for p in model.parameters()),
             "tokens": tokens, "loss": losses, "seconds": seconds, "config": asdict(config)}
-
-
-def _run(args):
-    config, eval_stream = args
-    return train_run(config, char_corpus(), eval_stream=eval_stream)
-
-
-def run_family(configs, processes=2, eval_stream="valid", desc="training the family"):
-    """Train every config, `processes` at a time in fresh processes (runs are independent); same order."""
-    from .compare import run_parallel
-
-    return run_parallel(_run, [(c, eval_stream) for c in configs], processes=processes, desc=desc)
 
 
 # --- fitting the law ---------------------------------------------------------------------------------
@@ -273,33 +260,6 @@ ASSUMPTIONS = {
     "power per laptop CPU core (W)": 10,
 }
 
-# The papers' own figures (``source`` names the bib key); N = parameters, D = training tokens, devices and
-# days as reported. Missing entries are derived by :func:`account`, which says how.
-LANDMARKS = [
-    {"system": "seq2seq (Sutskever et al.)", "year": 2014, "source": "sutskever2014", "N": 384e6,
-     "devices": 8, "device": "GPU", "days": 10, "era": 2014},
-    {"system": "attention (Bahdanau et al.)", "year": 2015, "source": "bahdanau2015",
-     "devices": 1, "device": "GPU", "days": 111 / 24, "era": 2014},
-    {"system": "Transformer base", "year": 2017, "source": "vaswani2017", "flops": 3.3e18,
-     "devices": 8, "device": "P100", "days": 0.5},
-    {"system": "Transformer big", "year": 2017, "source": "vaswani2017", "flops": 2.3e19,
-     "devices": 8, "device": "P100", "days": 3.5},
-    {"system": "AlphaStar league", "year": 2019, "source": "vinyals2019alphastar", "N": 139e6,
-     "devices": 12 * 32, "device": "TPUv3", "days": 44},
-    {"system": "GPT-3", "year": 2020, "source": "brown2020language", "N": 175e9, "D": 300e9, "flops": 3.14e23},
-    {"system": "Chinchilla", "year": 2022, "source": "hoffmann2022chinchilla", "N": 70e9, "D": 1.4e12},
-]
-
-
-# ResNet-50 on ImageNet, the records behind "10 seconds, of course, using a lot of parallelism" (secondary
-# sources; MLPerf 2020's "under 30 seconds on 4,096 TPU v3 chips" has no single paper to cite)
-IMAGENET_RECORDS = [
-    {"who": "Goyal et al. 2017", "source": "goyal2017accurate", "devices": 256, "device": "P100 GPUs", "seconds": 3600},
-    {"who": "Akiba et al. 2017", "source": "akiba2017extremely", "devices": 1024, "device": "P100 GPUs", "seconds": 900},
-    {"who": "Ying et al. 2018", "source": "ying2018image", "devices": 1024, "device": "TPU v3 chips", "seconds": 132},
-    {"who": "Yamazaki et al. 2019", "source": "yamazaki2019yet", "devices": 2048, "device": "V100 GPUs", "seconds": 74.7},
-]
-
 
 def account(row, assumptions=ASSUMPTIONS):
     """Fill in a run's FLOPs, device-days and energy (kWh), each with how it was obtained.
@@ -326,122 +286,3 @@ def account(row, assumptions=ASSUMPTIONS):
         assumptions["board power per accelerator (W), a V100's"]
     out["energy_kWh"] = out["device_days"] * 24 * watts / 1000
     return out
-
-
-# --- the learning-rate sweep (a command; the notebook reads its table) -------------------------------
-
-FAMILY_WIDTHS = (8, 16, 32, 48, 64)
-SWEEP_LRS = (3e-3, 1e-2, 3e-2, 1e-1)
-
-
-def _best_rates(rows):
-    """{width: the rate with the lowest mean validation loss over the sweep's seeds}."""
-    best = {}
-    for w in sorted({r["width"] for r in rows}):
-        means = {}
-        for lr in sorted({r["lr"] for r in rows if r["width"] == w}):
-            means[lr] = float(np.mean([r["valid_loss"] for r in rows if r["width"] == w and r["lr"] == lr]))
-        best[w] = min(means, key=means.get)
-    return best
-
-
-def sweep_learning_rates(widths=FAMILY_WIDTHS, lrs=SWEEP_LRS, seeds=(100, 101), processes=2, **config):
-    """Train every width at every learning rate (seeds not used later) and score it on validation text.
-
-    Returns {"rows": [{"width", "N", "lr", "seed", "valid_loss"}...], "chosen": {width: lr}, "config": ...}:
-    each width gets the rate with the lowest mean final validation loss — the same search for every size.
-    """
-    configs = [RunConfig(width=w, lr=lr, seed=s, **config) for s in seeds for w in widths for lr in lrs]
-    runs = run_family(configs, processes=processes, eval_stream="valid", desc="learning-rate sweep")
-    rows = [{"width": r["config"]["width"], "N": r["N"], "lr": r["config"]["lr"], "seed": r["config"]["seed"],
-             "valid_loss": r["loss"][-1]} for r in runs]
-    settings = asdict(RunConfig(width=widths[0], **config))
-    for key in ("width", "lr", "seed", "tokens_per_step"):
-        settings.pop(key)
-    return {"rows": rows, "chosen": {str(w): lr for w, lr in _best_rates(rows).items()}, "config": settings}
-
-
-def sweep_table(table):
-    """The learning-rate table in dltoolbox.experiments.sweeps' form (one arm per width), for its edge check."""
-    return {"rows": table["rows"], "settings": ["lr"], "metric": "valid_loss", "goal": "min", "arm": "width"}
-
-
-def chosen_learning_rates(table, allow_edge=False):
-    """{width: lr} as the sweep chose them (lowest mean validation loss per width), re-derived from the rows.
-
-    Raises ValueError if the table's "chosen" entries disagree with its own rows (an edited table), or if a
-    width's rate is the smallest or largest tried (see dltoolbox.experiments.sweeps.chosen; allow_edge accepts it).
-    """
-    chosen = _best_rates(table["rows"])
-    stated = {int(w): lr for w, lr in table["chosen"].items()}
-    if stated != chosen:
-        raise ValueError(f"the table's chosen rates {stated} are not its rows' best {chosen}")
-    sweeps.refuse_edges(sweep_table(table), allow_edge or sweeps.pending(table))
-    return chosen
-
-
-def main(argv=None):
-    """python -m dltoolbox.scaling sweep [--out FILE]: the learning-rate sweep behind chapter 7's family."""
-    import argparse
-    import json
-    from pathlib import Path
-
-    parser = argparse.ArgumentParser(prog="python -m dltoolbox.scaling", description=main.__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sweep = sub.add_parser("sweep", help="train each width at each learning rate; write the validation table")
-    sweep.add_argument("--out", type=Path, default=Path("chapters/07_scale/lr_sweep.json"))
-    sweep.add_argument("--processes", type=int, default=2)
-    args = parser.parse_args(argv)
-    table = sweep_learning_rates(processes=args.processes)
-    args.out.write_text(json.dumps(table, indent=1) + "\n")
-    for row in table["rows"]:
-        print(f"width {row['width']:>3}  N {row['N']:>7,}  lr {row['lr']:.0e}  seed {row['seed']}  "
-              f"validation loss {row['valid_loss']:.4f}")
-    print(f"chosen: {table['chosen']}  -> {args.out}")
-
-
-if __name__ == "__main__":
-    main()
-
-
-def explorer_html(surface, cpu_rate, accelerator_rate, log10_n=(3, 9), log10_d=(4, 12), start=(60_000, 256_000)):
-    """A kernel-free explorer of the fitted L(N, D): two sliders and the prediction, computed in the page.
-
-    Returns HTML with a small inline script (no library, no network), so it works in the static book and
-    in Jupyter alike: predicted loss, compute 6ND, time at `cpu_rate` and at `accelerator_rate` (FLOP/s).
-    """
-    import json
-
-    params = {k: float(surface[k]) for k in ("E", "A", "alpha", "B", "beta")}
-    if not all(np.isfinite(v) for v in params.values()) or cpu_rate <= 0 or accelerator_rate <= 0:
-        raise ValueError("the surface's parameters must be finite and the rates positive")
-    n0, d0 = (math.log10(v) for v in start)
-    return f"""<div class="scale-explorer" id="scale-explorer" style="max-width: 36em">
-<label>N (weights): <input type="range" id="scale-n" min="{log10_n[0]}" max="{log10_n[1]}" step="0.1" value="{n0:.1f}"
-  aria-label="model size, log10 of the weights"> <output id="scale-n-out"></output></label><br>
-<label>D (tokens): <input type="range" id="scale-d" min="{log10_d[0]}" max="{log10_d[1]}" step="0.1" value="{d0:.1f}"
-  aria-label="training tokens, log10"> <output id="scale-d-out"></output></label>
-<p id="scale-prediction" aria-live="polite"></p>
-<script>
-(function () {{
-  const p = {json.dumps(params)}, cpu = {float(cpu_rate)!r}, acc = {float(accelerator_rate)!r};
-  const fmt = x => x >= 1e4 ? x.toExponential(1) : x.toFixed(0);
-  const hours = s => s / 3600 < 1 ? (s / 60).toPrecision(2) + " min" : (s / 3600).toPrecision(3) + " h";
-  function update() {{
-    const N = Math.pow(10, +document.getElementById("scale-n").value);
-    const D = Math.pow(10, +document.getElementById("scale-d").value);
-    const L = p.E + p.A * Math.pow(N, -p.alpha) + p.B * Math.pow(D, -p.beta), C = 6 * N * D;
-    const G = Math.pow(p.alpha * p.A / (p.beta * p.B), 1 / (p.alpha + p.beta));
-    const Nopt = G * Math.pow(C / 6, p.beta / (p.alpha + p.beta));
-    document.getElementById("scale-n-out").textContent = fmt(N);
-    document.getElementById("scale-d-out").textContent = fmt(D);
-    document.getElementById("scale-prediction").textContent =
-      "predicted test loss " + L.toFixed(3) + " nats/char; compute 6ND = " + C.toExponential(2) +
-      " FLOPs: " + hours(C / cpu) + " on one core of this CPU, " + hours(C / acc) +
-      " on one accelerator; for that compute the fit prefers N = " + fmt(Nopt) + ", D = " + fmt(C / 6 / Nopt);
-  }}
-  document.getElementById("scale-n").addEventListener("input", update);
-  document.getElementById("scale-d").addEventListener("input", update);
-  update();
-}})();
-</script></div>"""

@@ -1,14 +1,10 @@
 """Self-play policy gradient from an imitation policy, with an optional KL leash back to it."""
-import multiprocessing
-import os
-
 import numpy as np
 import torch
 
-from .games import Games, ScriptedAgent, generate_replays, sample_moves
-from .imitation import (BoardNet, PolicyAgent, masked_logits, move_accuracy, play_match, policy_probs,
-                        split_games, to_tensors, train)
-from .progress import DISABLE_ENV_VAR, progress
+from .games import Games, ScriptedAgent, sample_moves
+from .imitation import BoardNet, PolicyAgent, masked_logits, move_accuracy, play_match, policy_probs
+from .progress import progress
 
 
 def kl_to_reference(policy, reference, boards, masks, logp=None):
@@ -34,12 +30,6 @@ def self_play(policy, num_games, rng, rows=6, cols=7):
         games.play(moves)
     boards, masks, moves, game, player = (np.concatenate(x) for x in zip(*steps))
     return boards, masks, moves, (games.winner[game] * player).astype(np.float32)
-
-
-# Scripted opponents (noise, centre preference) that never take part in training. Settings are chosen
-# against the validation pool; the final numbers are measured against the test pool only.
-VALID_POOL = ((0.05, 2.0), (0.25, 0.5))
-TEST_POOL = ((0.0, 1.0), (0.1, 0.0), (0.15, 2.5), (0.3, 1.5))
 
 
 def pool_scores(policy, pool, num_games=200, seed=0):
@@ -110,77 +100,3 @@ def finetune(policy, reference, human, num_steps=100, games_per_step=128, kl_coe
         history["pg_loss"].append(pg_loss.item())
         history["kl"].append(kl.item())
     return history
-
-
-# ---- the chapter's experiment: three arms, seeds in parallel, a validation sweep of the KL weight ----
-ARMS = {"scratch": "RL from scratch", "free": "RL from BC, no KL", "leash": "RL from BC + KL to BC"}
-RUN = {"num_steps": 150, "games_per_step": 128, "lr": 1e-3, "eval_every": 50, "eval_games": 100}
-KL_GRID = (0.03, 0.1, 0.3)   # the leash arm's weights; the free arm is the weight 0
-SWEEP_SEEDS = (100, 101)            # training seeds of the sweep, apart from the notebook's
-CURVE_POSITIONS = 10_000                # held-out human positions measured during training
-TEST_SEED = 9000                         # the openings of the test games, the same for every arm and seed
-
-
-def bc_policy(num_games=20_000, num_steps=2000, device="cpu"):
-    """The BC policy and the held-out human positions, as the chapter trains them (archive seed 0)."""
-    replays = generate_replays(num_games, seed=0)
-    train_mask, valid_mask = split_games(replays)
-    torch.manual_seed(0)
-    net = BoardNet().to(device)
-    train(net, to_tensors(replays, device, select=train_mask), "policy", num_steps, eval_every=500, seed=1, desc="BC")
-    return net, to_tensors(replays, device, select=valid_mask)
-
-
-def run_arm(job):
-    """One run of an arm: job {"arm", "seed", "kl_coef", "bc_state", "human" (NumPy arrays), "pool",
-    optional "test"}. Returns the history on the validation pool and, with "test", the final test scores."""
-    torch.set_num_threads(1)
-    if multiprocessing.parent_process() is not None:  # a worker's bars would only clutter the terminal
-        os.environ.setdefault(DISABLE_ENV_VAR, "1")
-    human = {k: torch.as_tensor(v) for k, v in job["human"].items()}
-    reference = BoardNet()
-    reference.load_state_dict(job["bc_state"])
-    torch.manual_seed(job["seed"])
-    policy = BoardNet()
-    if job["arm"] != "scratch":
-        policy.load_state_dict(job["bc_state"])
-    kl_coef = job["kl_coef"] if job["arm"] == "leash" else 0.0
-    config = {**RUN, **job.get("run", {})}
-    curve = {k: v[:CURVE_POSITIONS] for k, v in human.items()}  # a subset keeps the evaluations cheap
-    history = finetune(policy, reference, curve, kl_coef=kl_coef, seed=job["seed"], baseline=True,
-                       pool=VALID_POOL, desc=f"{job['arm']}, seed {job['seed']}", **config)
-    out = {"arm": job["arm"], "seed": job["seed"], "kl_coef": kl_coef, "history": history}
-    if job.get("test"):
-        with torch.no_grad():
-            logits = masked_logits(policy, human["boards"], human["masks"])
-            out["human_hits"] = (logits.argmax(1) == human["moves"]).numpy()
-            out["kl_to_bc"] = kl_to_reference(policy, reference, human["boards"], human["masks"]).item()
-        out["test_scores"] = pool_scores(policy, TEST_POOL, job.get("test_games", 200), seed=TEST_SEED)
-    return out
-
-
-def jobs(arms, seeds, bc_net, human, kl_coef=0.0, test=True, run=None):
-    """The jobs of `run_arm` for every arm and seed (arm-major: all seeds of one arm, then the next)."""
-    state = {k: v.cpu() for k, v in bc_net.state_dict().items()}
-    arrays = {k: v.cpu().numpy() for k, v in human.items()}
-    return [{"arm": arm, "seed": seed, "kl_coef": kl_coef, "bc_state": state, "human": arrays, "test": test,
-             "run": run or {}} for arm in arms for seed in seeds]
-
-
-def sweep(processes=2):
-    """Validation table of the KL weight (python -m dltoolbox.experiments.sweeps kl_leash): win rate on VALID_POOL."""
-    from .compare import run_parallel
-    torch.set_num_threads(1)
-    bc_net, human = bc_policy()
-    todo = jobs(["free"], SWEEP_SEEDS, bc_net, human, test=False)
-    for coef in KL_GRID:
-        todo += jobs(["leash"], SWEEP_SEEDS, bc_net, human, kl_coef=coef, test=False)
-    rows = []
-    for out in run_parallel(run_arm, todo, processes, desc="KL sweep"):
-        h = out["history"]
-        rows.append({"arm": out["arm"], "kl_coef": out["kl_coef"], "seed": out["seed"],
-                     "valid_win": round(float(np.mean(h["win_vs_pool"][-2:])), 4),
-                     "kl_to_bc": round(h["kl_to_bc"][-1], 4), "human_agreement": round(h["human_agreement"][-1], 4)})
-    return {"rows": rows, "settings": ["kl_coef"], "metric": "valid_win", "goal": "max", "arm": "arm",
-            "config": {**RUN, "baseline": "value", "valid_pool": [list(p) for p in VALID_POOL],
-                       "valid_metric": "win rate against the validation pool, mean of the last two evaluations"}}

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from . import call, expect, hidden_cases, is_remote, not_the_package, passed, probe, reference, stored
-from .. import fewshot, frozen, transfer
+from .. import fewshot, frozen, gpt, transfer
 
 
 def _episode(seed, E=3, n_way=4, k_shot=2, n_query=3, dim=5):
@@ -133,7 +133,7 @@ def _small_captioner(seed):
     """An untrained tiny LM and word prefix, and random images: a model the checker can rebuild anywhere."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        lm = frozen.TinyGPT(frozen.LMConfig(n_embd=16, n_head=2, n_layer=1))
+        lm = gpt.GPT(frozen.lm_config(n_embd=16, n_head=2, n_layer=1))
         vision = frozen.WordPrefix(lm.tok_emb, frozen.encode(" ".join(frozen.DIGITS)))
         images = torch.rand(60, 1, 8, 8)
     return lm, vision, images, torch.arange(60) % 10
@@ -334,7 +334,7 @@ def exercise_8(freeze_module, hidden=False):
 def _small_translators():
     """Two different small translators (one trained briefly, one not) and test pairs, a third of whose targets
     are the first model's translation and a third the second's (so that each gets some exactly right)."""
-    from .. import seq2seq, translation
+    from .. import decoding, seq2seq, translation
 
     with torch.random.fork_rng(devices=[]):
         splits = translation.make_splits(seed=3, n_train=300, n_valid=10, n_test=120)
@@ -344,7 +344,7 @@ def _small_translators():
         seq2seq.train(trained, splits["train"], num_steps=60, batch_size=32, lr=1e-2, seed=2, desc="6.9 check model")
     pairs = splits["test"]
     sources = [s for s, _ in pairs]
-    outputs = [seq2seq.greedy_decode(model, sources) for model in (untrained, trained)]
+    outputs = [decoding.greedy_decode(model, sources) for model in (untrained, trained)]
     pairs = [(s, [outputs[0][i], outputs[1][i], list(t)][i % 3]) for i, (s, t) in enumerate(pairs)]
     return untrained, trained, pairs
 
@@ -359,7 +359,7 @@ def exercise_9(low_data_effect, random_model, lm_model, pairs, hidden=False):
     (a notebook's own check); under the grader they live in the student's kernel, so the checker's own
     small translators are used instead.
     """
-    from .. import seq2seq
+    from .. import decoding
 
     lengths = [13] + (list(hidden_cases(__name__, "exercise_9")) if hidden else [])
     if is_remote(random_model) or is_remote(lm_model) or is_remote(pairs):
@@ -378,13 +378,13 @@ def exercise_9(low_data_effect, random_model, lm_model, pairs, hidden=False):
                    "values must be numbers")
             measured = {}
             for key, model in (("random", r_model), ("lm_init", l_model)):
-                result = seq2seq.evaluate(model, long)
+                result = decoding.evaluate(model, long)
                 measured[key] = [list(h) == list(t) for h, (_, t) in zip(result["hypotheses"], long)]
                 want = result["bleu"]
                 expect(math.isclose(float(got[key]), want, abs_tol=1e-6),
                        f"'{key}': BLEU {float(got[key]):.4f}, but that model measures {want:.4f} on the "
                        f"{len(long)} pairs whose source has at least {n} tokens",
-                       "evaluate the model you are given (seq2seq.evaluate(...)['bleu']) on the pairs whose "
+                       "evaluate the model you are given (decoding.evaluate(...)['bleu']) on the pairs whose "
                        "source has at least min_length tokens, and only on those")
             expect(math.isclose(got["difference"], got["lm_init"] - got["random"], abs_tol=1e-6),
                    "difference must be lm_init − random")

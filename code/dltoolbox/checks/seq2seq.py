@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ExerciseError, call, expect, hidden_cases, not_the_package, passed, probe, reference
+from .. import decoding
 from .. import seq2seq as s2s
 from .. import translation as tr
 
@@ -44,7 +45,7 @@ def _own_model_and_pairs(seed=5, n=16):
     pairs = tr.sample_pairs(n, 3, 6, seed=seed)
     out = []
     for i, (src, tgt) in enumerate(pairs):
-        candidates = s2s.beam_search(model, src, 3)
+        candidates = decoding.beam_search(model, src, 3)
         out.append((src, [list(candidates[0][0]), list(max(candidates, key=lambda c: len(c[0]))[0]), list(tgt)][i % 3]))
     return model, out
 
@@ -55,7 +56,7 @@ ALPHA = 1.0  # the visible check's strength of the length normalisation
 def exercise_2(exact_match_by_beam, model, pairs, hidden=False):
     """Exercise 3.2: exact match when beam search's candidates are ranked by log P / (tokens + 1) ** alpha.
 
-    alpha = 0 is the beam's own ranking (what s2s.evaluate(..., beam_size=k) measures); alpha > 0 favours
+    alpha = 0 is the beam's own ranking (what decoding.evaluate(..., beam_size=k) measures); alpha > 0 favours
     longer candidates, which the package does not do.
     """
     beam_sizes, first, last = (1, 2), 12, None
@@ -67,7 +68,7 @@ def exercise_2(exact_match_by_beam, model, pairs, hidden=False):
         model, pairs = _own_model_and_pairs()
     pairs = pairs[:first] if last is None else pairs[-last:]
     score = reference(__name__, "normalised_exact_match")
-    raw = {k: s2s.evaluate(model, pairs, beam_size=k)["exact_match"] for k in beam_sizes}
+    raw = {k: decoding.evaluate(model, pairs, beam_size=k)["exact_match"] for k in beam_sizes}
     for alpha in [0.0] + list(alphas):
         got = call(exact_match_by_beam, model, pairs, beam_sizes, alpha, exercise="3.2")
         expect(isinstance(got, dict) and sorted(got) == sorted(beam_sizes),
@@ -85,12 +86,12 @@ def exercise_2(exact_match_by_beam, model, pairs, hidden=False):
         if alpha > 0:
             not_the_package(all(abs(values[k] - raw[k]) < 1e-9 for k in beam_sizes)
                             and any(abs(want[k] - raw[k]) > 1e-9 for k in beam_sizes), "3.2",
-                            "s2s.evaluate(model, pairs, beam_size=k)", "the exact match of the length-normalised "
+                            "decoding.evaluate(model, pairs, beam_size=k)", "the exact match of the length-normalised "
                             "ranking")
         for k in want:
             expect(abs(values[k] - want[k]) < 1e-9,
                    f"beam size {k}, alpha {alpha}: exact match {values[k]:.4f}, expected {want[k]:.4f}",
-                   "rank the candidates of s2s.beam_search(model, src, k) by score / (len(tokens) + 1) ** alpha "
+                   "rank the candidates of decoding.beam_search(model, src, k) by score / (len(tokens) + 1) ** alpha "
                    "(alpha = 0: the beam's own order) and compare the best one's tokens with the reference")
     return passed("3.2", "hidden cases too" if hidden else "exact match with length-normalised beam search")
 
@@ -142,7 +143,7 @@ def _decoder_outputs(decoder_class, num_hiddens, seed, pairs, weights=None):
                 step, s = model.decoder(y_in[:, t:t + 1], s, enc_outputs, mask)
                 steps.append(step)
             out["steps"] = torch.cat(steps, 1)
-    out["translations"] = [list(t) for t in s2s.greedy_decode(model, [p[0] for p in pairs], max_len=6)]
+    out["translations"] = [list(t) for t in decoding.greedy_decode(model, [p[0] for p in pairs], max_len=6)]
     return out
 
 

@@ -1,6 +1,7 @@
 """Hidden cases of the sequence-to-sequence checks (dltoolbox.checks.seq2seq)."""
 import torch
 
+from ... import decoding
 from ... import seq2seq as s2s
 
 exercise_1 = (1, [(torch.tensor([[3, 2, 0, 0, 0], [5, 6, 7, 8, 2], [2, 0, 0, 0, 0]]), 9, 0),
@@ -17,7 +18,7 @@ def normalised_exact_match(model, pairs, beam_size, alpha):
     """Exercise 3.2: exact match when the beam's candidates are ranked by log P / (tokens + 1) ** alpha."""
     hits = 0
     for src, tgt in pairs:
-        candidates = s2s.beam_search(model, src, beam_size)
+        candidates = decoding.beam_search(model, src, beam_size)
         best = max(candidates, key=lambda c: c[1] / (len(c[0]) + 1) ** alpha)[0]
         hits += list(best) == list(tgt)
     return hits / len(pairs)
