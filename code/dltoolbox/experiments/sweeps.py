@@ -51,7 +51,8 @@ ROOT = Path(__file__).resolve().parents[3]  # the repository root
 EDGE_PENDING = {
     "chapters/02_ngrams/sweep.json": "the MLP's chosen lr 0.02 and 20,000 steps are the largest tried, and it still "
                                      "gained from 8,000 to 20,000 steps (validation 2.521 -> 2.489 bits/char): "
-                                     "needs lr 0.04 and 50,000 steps, about an hour on 2 cores with the stored runs",
+                                     "needs lr 0.04 and 50,000 steps: 21 more runs, about two and a half hours on 2 cores (a "
+                                     "20,000-step run takes about 9 minutes of one core), then the stored runs again",
     "chapters/03_seq2seq/steps_sweep.json": "both source orders still improve at 6,400 steps, the largest tried "
                                             "(validation exact match 0.648 -> 0.672 plain, 0.626 -> 0.664 reversed "
                                             "from 3,200): needs 12,800 and beyond, about 20 minutes per order on "
