@@ -3,13 +3,14 @@ import hashlib
 import pytest
 
 from conftest import ROOT, chapter_notebooks, chapter_pages
+from dltoolbox import locations
 from dltoolbox.course import interview
 from dltoolbox.course.interview import Quote, QuoteError, check_quote, find_quotes, locate
 
 
 def test_transcript_is_the_seed_byte_for_byte():
     data = interview.TRANSCRIPT.read_bytes()
-    assert hashlib.sha256(data).hexdigest() == interview.TRANSCRIPT_SHA256
+    assert hashlib.sha256(data).hexdigest() == locations.TRANSCRIPT_SHA256
     assert data == (ROOT / "seeds" / "000_236d15bae6bd2c15.txt").read_bytes()  # the package ships a copy
     assert len(interview.transcript_lines()) == 579
 

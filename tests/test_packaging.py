@@ -28,7 +28,7 @@ def sha256(data):
 
 def test_shipped_transcript_is_the_seed_byte_for_byte():
     seed, shipped = SEED.read_bytes(), SHIPPED.read_bytes()
-    assert sha256(seed) == TRANSCRIPT_SHA256 == interview.TRANSCRIPT_SHA256
+    assert sha256(seed) == TRANSCRIPT_SHA256 == locations.TRANSCRIPT_SHA256
     assert shipped == seed
 
 
@@ -49,7 +49,7 @@ def test_pyproject_ships_every_data_file():
 
 def test_in_a_checkout_the_checkout_paths_resolve():
     assert locations.IN_CHECKOUT
-    assert locations.ROOT == ROOT == interview.ROOT
+    assert locations.ROOT == ROOT
     assert locations.checkout_path("chapters") == ROOT / "chapters"
 
 

@@ -1,6 +1,5 @@
 """Chapter 7's tools: FLOP counting checked by hand, the scaling-law fit, the compute-optimal choice."""
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -71,13 +70,6 @@ def test_fit_recovers_a_known_exponent():
         scaling.fit_power_law(N[:3], L[:3])
     with pytest.raises(ValueError):
         scaling.fit_power_law(-N, L)
-
-
-def test_mean_interval():
-    mean, half = scaling.mean_interval([1.0, 2.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
-    with pytest.raises(ValueError):
-        scaling.mean_interval([1.0])
 
 
 def run(N, tokens, loss):

@@ -107,6 +107,7 @@ def test_each_sweeps_choice_reaches_its_chapter(name):
         # chosen, the rows are runs the notebook reads
         assert any(file.name in source for _, source in _sources_of(file.parent)), path
         return
+    # a notebook names the table by its file name in its own folder; an experiments module by its path
     readers = [where for where, source in _sources_of(file.parent)
-               if any(s == file.name or s.endswith("/" + file.name) and path.endswith(s) for s in choosers_of(source))]
+               if any(s == path if where.endswith(".py") else s == file.name for s in choosers_of(source))]
     assert readers, f"no notebook of {file.parent.name} and no experiments module passes {file.name} to sweeps.chosen"

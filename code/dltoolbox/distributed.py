@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from . import frozen, scaling
+from . import gpt, scaling
 
 
 OPTIMIZERS = {
@@ -80,7 +80,7 @@ def train(num_steps=20, global_batch=64, width=32, seed=0, lr=3e-3, block_size=3
             if world_size > 1:
                 dist.barrier()
             start = time.perf_counter()
-        X, Y = frozen.lm_batches(corpus.train, block_size, global_batch, generator)
+        X, Y = gpt.lm_batches(corpus.train, block_size, global_batch, generator)
         X, Y = X.chunk(world_size)[rank].to(device), Y.chunk(world_size)[rank].to(device)
         _, loss = wrapped(X, Y)
         optimizer.zero_grad(set_to_none=True)

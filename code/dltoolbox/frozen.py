@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import gpt
 from .gpt import GPTConfig
 from .progress import progress
 
@@ -72,21 +73,13 @@ def lm_config(**overrides):
     return GPTConfig(**{"vocab_size": len(VOCAB), **overrides})
 
 
-def lm_batches(stream, block_size, batch_size, generator):
-    """A random batch of windows (B, T) and their next tokens (B, T) from a token stream."""
-    starts = torch.randint(len(stream) - block_size - 1, (batch_size,), generator=generator)
-    X = torch.stack([stream[s:s + block_size] for s in starts])
-    Y = torch.stack([stream[s + 1:s + block_size + 1] for s in starts])
-    return X, Y
-
-
 def train_lm(model, stream, num_steps=1000, batch_size=32, lr=3e-3, generator=None, desc="LM pretraining"):
     """Next-token training on random windows of `stream`; returns {'loss': [...]}."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * (1 - s / num_steps) + 0.05)
     history = {"loss": []}
     for _ in progress(range(num_steps), desc=desc):
-        X, Y = lm_batches(stream, model.cfg.block_size, batch_size, generator)
+        X, Y = gpt.lm_batches(stream, model.cfg.block_size, batch_size, generator)
         _, loss = model(X, Y)
         opt.zero_grad()
         loss.backward()

@@ -2,7 +2,8 @@
 
 One model for every chapter that needs a GPT: Frozen's language model (which also reads a prefix of input
 embeddings), chapter 7's scaling family and its data-parallel run. Like every language model in the
-course, ``forward(idx, targets=None) -> (logits, loss)``, and ``generate`` samples a continuation.
+course, ``forward(idx, targets=None) -> (logits, loss)``, and ``generate`` samples a continuation;
+``lm_batches`` draws the random windows of a token stream they train on.
 """
 from dataclasses import dataclass
 
@@ -89,3 +90,11 @@ class GPT(nn.Module):
                 nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(idx.device)
             idx = torch.cat([idx, nxt], dim=1)
         return idx
+
+
+def lm_batches(stream, block_size, batch_size, generator):
+    """A random batch of windows (B, T) and their next tokens (B, T) from a token stream."""
+    starts = torch.randint(len(stream) - block_size - 1, (batch_size,), generator=generator)
+    X = torch.stack([stream[s:s + block_size] for s in starts])
+    Y = torch.stack([stream[s + 1:s + block_size + 1] for s in starts])
+    return X, Y

@@ -17,8 +17,7 @@ import torch.nn as nn
 from scipy import optimize
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import frozen, gpt, ngram
-from .compare import mean_interval  # noqa: F401  (sc.mean_interval in the notebook)
+from . import gpt, ngram
 from .progress import progress
 
 
@@ -139,7 +138,7 @@ def train_run(config, corpus, show_progress=False, eval_stream="valid"):
     start = time.perf_counter()
     steps = range(1, config.num_steps + 1)
     for step in (progress(steps, desc=f"width {config.width}") if show_progress else steps):
-        X, Y = frozen.lm_batches(corpus.train, config.block_size, config.batch_size, gen)
+        X, Y = gpt.lm_batches(corpus.train, config.block_size, config.batch_size, gen)
         _, loss = model(X, Y)
         opt.zero_grad()
         loss.backward()

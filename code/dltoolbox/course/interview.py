@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..locations import ROOT, TRANSCRIPT, TRANSCRIPT_SHA256  # noqa: F401 (ROOT: the checkout)
+from ..locations import TRANSCRIPT
 
 SPEAKERS = {
     "Oriol Vinyals": "research scientist at DeepMind, the guest (the transcript hears 'Ariel')",

@@ -2,11 +2,11 @@
 chapter's language pair, each source order's learning rate and schedule chosen on validation (the
 `seq2seq` sweep), its number of steps (`seq2seq_steps`), and the capacity x training grid (`seq2seq_capacity`)."""
 import time
-from pathlib import Path
 
 import torch
 
 from ..decoding import evaluate
+from ..locations import ROOT
 from ..seq2seq import SCHEDULES, build_model, count_parameters, train
 
 MODEL = dict(num_embed=48, num_hiddens=96)  # one LSTM layer each side
@@ -100,7 +100,7 @@ def sweep_steps(processes=2, table="chapters/03_seq2seq/sweep.json"):
     from . import sweeps
     from ..compare import run_parallel
 
-    chosen = sweeps.chosen(Path(__file__).resolve().parents[3] / table)
+    chosen = sweeps.chosen(ROOT / table)
     jobs = [{"reverse_source": arm == "reversed", "seed": seed, "on": "valid", **chosen[arm],
              "checkpoints": list(STEPS_GRID)} for arm in ("plain", "reversed") for seed in SWEEP_SEEDS]
     rows = []

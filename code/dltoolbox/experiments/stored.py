@@ -20,12 +20,13 @@ from pathlib import Path
 
 import torch
 
+from ..locations import ROOT
+
 RETRAIN_ENV = "DLTOOLBOX_RETRAIN"
 # name -> ("module:function" returning the jobs, "module:function" training one job, weights path)
 STORED = {
     "ngrams_mlp": ("dltoolbox.experiments.ngrams:stored_jobs", "dltoolbox.experiments.ngrams:run", "chapters/02_ngrams/mlp_runs.pt"),
 }
-ROOT = Path(__file__).resolve().parents[3]  # the repository root
 KEPT = ("job", "history", "state")  # what a stored run keeps; anything else is recomputed from the weights
 
 

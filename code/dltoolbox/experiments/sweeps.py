@@ -25,6 +25,8 @@ import importlib
 import json
 from pathlib import Path
 
+from ..locations import ROOT
+
 # name -> ("module:function", default output path)
 SWEEPS = {
     "ngrams": ("dltoolbox.experiments.ngrams:sweep", "chapters/02_ngrams/sweep.json"),
@@ -45,7 +47,6 @@ SWEEPS = {
     # each width's learning rate for chapter 7's model family
     "scaling": ("dltoolbox.experiments.scale:lr_sweep", "chapters/07_scale/lr_sweep.json"),
 }
-ROOT = Path(__file__).resolve().parents[3]  # the repository root
 
 # committed tables (paths from the repository root) whose choice sits at an edge, until their grid is extended
 EDGE_PENDING = {

@@ -17,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[4]  # the repository, when the package is used from a checkout
+from ...locations import ROOT  # the repository, when the package is used from a checkout
+
 PDF_NAME = "the-deep-learning-toolbox.pdf"
 OUT = ROOT / "_build" / "pdf"
 

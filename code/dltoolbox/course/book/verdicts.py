@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from ... import results
+from ...locations import ROOT  # the repository, when the package is used from a checkout
 
 CLAIMS_FILE = Path("chapters") / "claims.yml"
 SPREAD_FILE = Path("chapters") / "kernel_spread.json"
@@ -38,7 +39,6 @@ INTERVALS = ("seeds", "items", "none")
 MIN_SEEDS = 4
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 NOT_MEASURED = "not measured"
-ROOT = Path(__file__).resolve().parents[4]  # the repository, when the package is used from a checkout
 
 
 def check_claim(claim, where="claim"):
