@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -129,15 +130,6 @@ def test_unknown_sweep_is_a_clear_error():
         sweeps.run("nonesuch")
 
 
-def test_every_registered_sweep_names_a_function_that_exists():
-    import importlib
-
-    for name, (target, out) in sweeps.SWEEPS.items():
-        module, function = target.split(":")
-        assert callable(getattr(importlib.import_module(module), function, None)), name
-        assert out.startswith("chapters/") and out.endswith(".json"), name
-
-
 def test_seed_difference_is_a_t_interval_over_per_seed_differences():
     a = np.array([[1, 1, 0, 1], [1, 0, 0, 1], [1, 1, 1, 1], [0, 1, 0, 1]], dtype=float)
     b = np.array([[1, 0, 0, 1], [0, 0, 0, 1], [1, 1, 0, 1], [0, 0, 0, 1]], dtype=float)
@@ -188,3 +180,23 @@ def test_budget_states_steps_seconds_and_flops():
     assert "| attention | 1,200 | 63.0 | 2,000 | 1.80e+06 |" in table.markdown
     with pytest.raises(ValueError, match="lacks"):
         compare.budget({"a": {"steps": 1}})
+
+
+def _hygiene(_):
+    import torch
+
+    from dltoolbox import progress
+    return torch.get_num_threads(), progress.enabled(), os.environ.get(progress.DISABLE_ENV_VAR)
+
+
+def test_run_parallel_owns_the_workers_hygiene_and_leaves_this_process_as_it_was(monkeypatch):
+    """Workers: one thread, no bars. Here: the jobs' bars off while they run, and the setting restored."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    monkeypatch.delenv("DLTOOLBOX_PROCESSES", raising=False)
+    monkeypatch.delenv("DLTOOLBOX_NO_PROGRESS", raising=False)
+    assert compare.run_parallel(_hygiene, [0, 1], processes=2) == [(1, False, "1")] * 2
+    inside = compare.run_parallel(_hygiene, [0], processes=1)
+    assert inside[0][1:] == (False, "1") and "DLTOOLBOX_NO_PROGRESS" not in os.environ
+    monkeypatch.setenv("DLTOOLBOX_NO_PROGRESS", "0")
+    compare.run_parallel(_hygiene, [0], processes=1)
+    assert os.environ["DLTOOLBOX_NO_PROGRESS"] == "0"

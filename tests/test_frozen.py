@@ -61,7 +61,7 @@ def test_frozen_captioner_leaves_the_lm_unchanged():
     assert all(torch.equal(before[k], v) for k, v in lm.state_dict().items())
     assert all(p.grad is None for p in lm.parameters())
     caps = fz.generate_captions(lm, vision, images[:3])
-    assert caps.shape == (3, 4) and 0 <= fz.caption_accuracy(lm, vision, images, labels) <= 1
+    assert caps.shape == (3, 4) and torch.equal(caps[:, 0], fz.caption_tokens(labels[:3])[:, 0])
 
 
 def test_caption_targets_score_only_the_caption():

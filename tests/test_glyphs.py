@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dltoolbox.glyphs import load_digits_images, make_glyphs, split_classes
+from dltoolbox.glyphs import load_digits_images, make_glyphs
 
 
 def test_glyphs_shape_range_and_labels():
@@ -32,11 +32,6 @@ def test_digits_ship_with_scikit_learn():
     assert 0.0 <= float(X.min()) and float(X.max()) <= 1.0
 
 
-def test_split_classes_and_bad_input():
-    y = torch.tensor([0, 1, 2, 3, 0])
-    base, novel = split_classes(y, [0, 1])
-    assert base.tolist() == [True, True, False, False, True] and torch.equal(novel, ~base)
-    with pytest.raises(ValueError, match="empty"):
-        split_classes(y, [])
+def test_bad_input():
     with pytest.raises(ValueError, match="num_classes"):
         make_glyphs(num_classes=1)

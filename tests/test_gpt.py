@@ -62,14 +62,38 @@ EARLIER_WEIGHTS = {
 
 
 def test_the_same_initial_weights_as_the_model_it_replaces():
+    """The earlier model packed the query, key and value projections into one in_proj matrix (torch's
+    MultiheadAttention); the course's attention keeps them apart, drawn as the same packed matrix."""
     state = small().state_dict()
-    assert {k: pytest.approx(float(v.abs().sum()), abs=1e-3) for k, v in state.items() if v.dim() == 2} == EARLIER_WEIGHTS
+    sums = {k: float(v.abs().sum()) for k, v in state.items() if v.dim() == 2}
+    for block in ("blocks.0.attn.", "blocks.1.attn."):
+        sums[block + "in_proj_weight"] = sum(sums.pop(block + f"W_{p}.weight") for p in "qkv")
+        sums[block + "out_proj.weight"] = sums.pop(block + "W_o.weight")
+    assert {k: pytest.approx(v, abs=1e-3) for k, v in sums.items()} == EARLIER_WEIGHTS
+    assert all(float(state[f"blocks.{i}.attn.W_{p}.bias"].abs().sum()) == 0 for i in (0, 1) for p in "qkvo")
 
 
-def test_lm_batches_are_random_windows_and_their_next_tokens():
-    from dltoolbox.gpt import lm_batches
+def test_the_attention_is_the_courses_and_computes_what_torchs_does():
+    from dltoolbox.attention import causal_mask
+    from dltoolbox.transformer import MultiHeadAttention
+
+    block = small().blocks[0]
+    assert isinstance(block.attn, MultiHeadAttention)
+    reference = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+    with torch.no_grad():
+        reference.in_proj_weight.copy_(torch.cat([getattr(block.attn, f"W_{p}").weight for p in "qkv"]))
+        reference.in_proj_bias.copy_(torch.cat([getattr(block.attn, f"W_{p}").bias for p in "qkv"]))
+        reference.out_proj.load_state_dict(block.attn.W_o.state_dict())
+    x = torch.randn(2, 8, 16, generator=torch.Generator().manual_seed(3))
+    ours = block.attn(x, x, x, causal_mask(8))
+    theirs = reference(x, x, x, attn_mask=~causal_mask(8), need_weights=False)[0]
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_windows_are_random_windows_and_their_next_tokens():
+    from dltoolbox.lm import windows
 
     stream = torch.arange(100)
-    X, Y = lm_batches(stream, 8, 5, torch.Generator().manual_seed(0))
+    X, Y = windows(stream, 8, 5, torch.Generator().manual_seed(0))
     assert X.shape == Y.shape == (5, 8) and torch.equal(Y, X + 1)
     assert torch.equal(X[:, 1:] - X[:, :-1], torch.ones(5, 7, dtype=torch.long))

@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dltoolbox import gpt, scaling
-from dltoolbox.experiments import scale, sweeps
+from dltoolbox.experiments import scale
 
 CHAPTER = Path(__file__).resolve().parents[1] / "chapters" / "07_scale"
 
@@ -114,18 +114,11 @@ def test_corpus_splits_are_disjoint_and_complete():
     assert "".join(corpus.vocab[i] for i in corpus.train[:5].tolist()) == scaling.ngram.load_corpus("devil")[:5]
 
 
-def test_committed_sweep_table_and_the_notebook_uses_its_choice():
+def test_committed_lr_sweep_tries_the_sweep_lrs_for_every_width_of_the_family():
+    # that the table chooses from its rows and that the notebook trains its choice: tests/test_sweep_registry.py
     table = json.loads((CHAPTER / "lr_sweep.json").read_text())
-    chosen = {int(w): s["lr"] for w, s in sweeps.chosen(table).items()}
-    assert sorted(chosen) == list(scale.FAMILY_WIDTHS)
+    assert sorted(int(w) for w in table["chosen"]) == list(scale.FAMILY_WIDTHS)
     assert {r["lr"] for r in table["rows"]} == set(scale.SWEEP_LRS)
-    source = "\n".join("".join(c["source"]) for c in json.loads((CHAPTER / "scale.ipynb").read_text())["cells"])
-    assert 'sweep = json.loads(Path("lr_sweep.json").read_text())' in source
-    assert 'LRS = {int(w): s["lr"] for w, s in sweeps.chosen(sweep).items()}' in source and "lr=LRS[w]" in source
-    edited = json.loads(json.dumps(table))
-    edited["chosen"][str(scale.FAMILY_WIDTHS[0])] = {"lr": 123.0}
-    with pytest.raises(ValueError):
-        sweeps.chosen(edited)
 
 
 def test_loss_surface_fit_and_its_optimum():

@@ -29,7 +29,7 @@ def overfit():
 def test_pad_mask_and_reverse_by_hand():
     x, lengths = s2s.pad_batch([[5, 6, 7], [8]])
     assert x.tolist() == [[5, 6, 7], [8, 0, 0]] and lengths.tolist() == [3, 1]
-    assert s2s.lengths_to_mask(lengths, 4).tolist() == [[True, True, True, False], [True, False, False, False]]
+    assert s2s.padding_mask(lengths, 4).tolist() == [[True, True, True, False], [True, False, False, False]]
     assert s2s.reverse_padded(x, lengths).tolist() == [[7, 6, 5], [8, 0, 0]]
     y = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
     assert s2s.reverse_padded(y, torch.tensor([3, 2])).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
@@ -207,32 +207,23 @@ def test_sentence_vectors_are_the_encoders_final_state_and_ignore_batch_padding(
     torch.testing.assert_close(vectors, h[-1].detach())
 
 
-def test_committed_seq2seq_tables_tune_both_orders_alike_and_the_notebook_uses_their_choice():
+def test_committed_seq2seq_sweep_is_on_validation_at_the_notebooks_steps_and_the_capacity_grid_uses_its_lr():
+    # that both orders tried the same grid and seeds, that the tables choose from their rows and that the
+    # notebook trains their choice: tests/test_sweep_registry.py
     import json
     from pathlib import Path
 
-    from dltoolbox.experiments import sweeps
-
     root = Path(__file__).resolve().parents[1] / "chapters" / "03_seq2seq"
     table = json.loads((root / "sweep.json").read_text())
-    chosen = sweeps.chosen(table)
+    chosen = table["chosen"]
     assert set(chosen) == {"plain", "reversed"} and table["metric"] == "valid_exact_match"
-    tried = {}
-    for row in table["rows"]:
-        tried.setdefault(row["source"], set()).add((row["lr"], row["schedule"], row["seed"]))
-    assert tried["plain"] == tried["reversed"] and len(tried["plain"]) >= 6  # the same tuning effort
+    tried = {(r["lr"], r["schedule"], r["seed"]) for r in table["rows"] if r["source"] == "plain"}
+    assert len(tried) >= 6  # a grid, not a guess
     assert table["config"]["steps"] == experiment.STEPS
     capacity = json.loads((root / "capacity.json").read_text())
-    sweeps.chosen(capacity)
     assert capacity["config"]["lr"] == chosen["reversed"]["lr"]  # the capacity grid trains with the chosen recipe
     assert {(r["num_hiddens"], r["steps"]) for r in capacity["rows"]} == {
         (h, n) for h in experiment.CAPACITY_GRID["num_hiddens"] for n in experiment.CAPACITY_GRID["steps"]}
-    source = (root / "seq2seq.ipynb").read_text()
-    assert "CHOSEN = sweeps.chosen(SWEEP)" in source and '**CHOSEN[\\"reversed\\" if r else \\"plain\\"]' in source
-    edited = json.loads(json.dumps(table))
-    edited["chosen"]["plain"]["lr"] = 123.0
-    with pytest.raises(ValueError):
-        sweeps.chosen(edited)
 
 
 def test_a_checkpoint_of_a_constant_rate_run_is_the_shorter_run():

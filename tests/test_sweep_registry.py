@@ -1,7 +1,9 @@
 """Every registered sweep (dltoolbox.experiments.sweeps.SWEEPS): its function exists, its committed table
-chooses from its own rows, and what it chooses reaches the chapter: a notebook, or the experiments code a
-notebook calls, passes that very table to sweeps.chosen (or chosen_row), so the notebook trains what the
-table chose and an edited table is refused there."""
+chooses from its own rows, every arm of it had the same tuning effort (the same grid, the same seeds), and
+what it chooses reaches the chapter: a notebook, or the experiments code a notebook calls, passes that very
+table to sweeps.chosen (or chosen_row), so the notebook trains what the table chose and an edited table is
+refused there. What is particular to one chapter (its grid is the one its experiments module names, it is
+scored on validation data) stays in that chapter's tests."""
 import ast
 import importlib
 import json
@@ -20,6 +22,18 @@ NOT_YET_TRAINED = {
                      "steps once the grid goes past 6,400 (sweeps.EDGE_PENDING) and the runs are stored",
 }
 EXPERIMENTS = ROOT / "code" / "dltoolbox" / "experiments"
+# tables whose arms do not all share one grid, with why: {sweep: ([arms that share one grid], why)}; every arm
+# still tries as many settings, each with the same seeds
+GRID_GROUPS = {
+    "fewshot": ([{"protonet", "matching", "classifier"}, {"scratch", "fine-tune"}, {"linear"}],
+                "different kinds of training: the episodic learners and the classifier are trained for 500 or "
+                "2,000 steps, the two fine-tuned encoders adapt for 10 or 30 steps, the linear probe for 30 or "
+                "100 at a larger lr (0.1, 0.3): each kind over its own grid of 4 settings"),
+}
+# arms with nothing to tune, with why: {sweep: ({arms}, why)}; each runs one setting, with the same seeds
+UNTUNED_ARMS = {
+    "kl_leash": ({"free"}, "the free arm is the run without a leash, kl_coef 0 by definition: one setting, not a grid"),
+}
 
 
 def _sources_of(folder):
@@ -80,6 +94,7 @@ def test_each_registered_sweep_is_a_function_with_its_committed_table(name):
     target, path = sweeps.SWEEPS[name]
     module, function = target.split(":")
     assert callable(getattr(importlib.import_module(module), function)), target
+    assert path.startswith("chapters/") and path.endswith(".json"), path
     table = json.loads((ROOT / path).read_text())
     assert table["name"] in {name, *[n for n, (_, p) in sweeps.SWEEPS.items() if p == path]}
     assert table["command"].startswith("python -m dltoolbox.experiments.sweeps ")
@@ -111,3 +126,30 @@ def test_each_sweeps_choice_reaches_its_chapter(name):
     readers = [where for where, source in _sources_of(file.parent)
                if any(s == path if where.endswith(".py") else s == file.name for s in choosers_of(source))]
     assert readers, f"no notebook of {file.parent.name} and no experiments module passes {file.name} to sweeps.chosen"
+
+
+@pytest.mark.parametrize("name", sorted(sweeps.SWEEPS))
+def test_each_sweeps_arms_had_the_same_tuning_effort(name):
+    """Every arm of the table tried the same grid of settings, and every setting of every arm ran with the
+    same seeds, so no arm wins by being tuned harder. Allowed by name (GRID_GROUPS, UNTUNED_ARMS):
+    fewshot, whose three kinds of training (episodic/classifier, fine-tuning, linear probe) each have their
+    own grid of as many settings; kl_leash, whose "free" arm is kl_coef 0 by definition (one setting).
+    The transformer tables pass as they are, but their second stage moves each arm's recipe from that arm's
+    own first-stage lr and schedule (the arms chose alike): tests/test_transformer.py checks that form."""
+    _, path = sweeps.SWEEPS[name]
+    table = json.loads((ROOT / path).read_text())
+    arm, keys = table.get("arm"), table["settings"]
+    grids, seeds = {}, {}
+    for row in table["rows"]:
+        group, setting = str(row[arm]) if arm else None, tuple(row[k] for k in keys)
+        grids.setdefault(group, set()).add(setting)
+        seeds.setdefault((group, setting), []).append(row["seed"])
+    assert len({tuple(sorted(s)) for s in seeds.values()}) == 1, f"{path}: not every setting ran the same seeds"
+    untuned, _ = UNTUNED_ARMS.get(name, (set(), ""))
+    assert all(len(grids[a]) == 1 for a in untuned), f"{path}: an untuned arm tried more than one setting"
+    tuned = set(grids) - untuned
+    groups, _ = GRID_GROUPS.get(name, ([tuned], ""))
+    assert set().union(*groups) == tuned, f"{path}: arms {sorted(tuned, key=str)} are not those of {groups}"
+    assert len({len(grids[a]) for a in tuned}) == 1, f"{path}: the arms tried different numbers of settings"
+    for group in groups:
+        assert len({frozenset(grids[a]) for a in group}) == 1, f"{path}: arms {sorted(group)} tried different grids"

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dltoolbox import transfer
+from dltoolbox import compare, transfer
 from dltoolbox.experiments import reuse as experiment
 
 
@@ -59,10 +59,8 @@ def test_freeze_really_freezes():
     assert all(p.grad is None and not p.requires_grad for p in net[0].parameters())
     assert all(torch.equal(a, b) for a, b in zip(frozen_before, net[0].parameters()))
     assert not any(torch.equal(a, b) for a, b in zip(free_before, net[2].parameters()))
-    assert transfer.count_parameters(net, trainable_only=True) == 10
-    assert transfer.count_parameters(net) == 26 and len(transfer.trainable(net)) == 2
-    transfer.unfreeze(net)
-    assert transfer.count_parameters(net, trainable_only=True) == 26
+    assert compare.count_parameters(net, trainable_only=True) == 10
+    assert compare.count_parameters(net) == 26
 
 
 def test_freeze_and_prefix_mapping_errors():
@@ -92,21 +90,17 @@ def test_target_lm_has_the_decoder_shape_and_copies_into_it():
         transfer.train_target_lm(lm, [], tgt_vocab)
 
 
-def test_committed_lm_init_table_is_a_validation_choice_and_the_notebook_uses_it():
+def test_committed_lm_init_table_tries_the_experiments_grid_for_every_arm_on_validation():
+    # that the table chooses from its rows and that the notebook trains its choice: tests/test_sweep_registry.py
     import json
     from pathlib import Path
 
-    from dltoolbox.experiments import sweeps
-
     chapter = Path(__file__).resolve().parents[1] / "chapters" / "06_reuse"
     table = json.loads((chapter / "lm_init_sweep.json").read_text())
-    chosen = sweeps.chosen(table)
+    chosen = table["chosen"]
     assert set(chosen) == {f"{size} {init}" for size in experiment.SIZES for init in experiment.INITS}
-    for arm in chosen:  # the same grid and seeds for every arm: the same tuning effort
+    for arm in chosen:  # the grid and seeds the chapter's code names
         tried = sorted((r["lr"], r["steps"], r["seed"]) for r in table["rows"] if r["arm"] == arm)
         assert tried == sorted((lr, st, s) for lr in experiment.SWEEP_LRS for st in experiment.SWEEP_STEPS
                                for s in experiment.SWEEP_SEEDS)
     assert set(experiment.SWEEP_SEEDS).isdisjoint({0, 1, 2}) and table["metric"] == "valid_bleu"
-    source = "\n".join("".join(c["source"]) for c in json.loads((chapter / "lm_init.ipynb").read_text())["cells"])
-    assert 'table = json.loads(Path("lm_init_sweep.json").read_text())' in source and "chosen = sweeps.chosen(table)" in source
-    assert "experiment.lm_init_runs(lm, low_data, test, chosen, seeds=SEEDS" in source and "SEEDS = (0, 1, 2)" in source

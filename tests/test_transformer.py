@@ -150,15 +150,14 @@ def test_run_records_a_learning_curve_and_per_pair_token_counts():
         experiment.transformer_run({**job, "on": "train"})
 
 
-def test_committed_transformer_sweeps_give_every_arm_the_same_grid_and_the_notebook_uses_their_choice():
+def test_committed_transformer_sweeps_move_every_arms_recipe_alike_and_the_long_runs_train_their_choice():
+    # that the tables choose from their rows and that the notebook trains their choice: tests/test_sweep_registry.py
     import json
     from pathlib import Path
 
-    from dltoolbox.experiments import sweeps
-
     root = Path(__file__).resolve().parents[1] / "chapters" / "04_attention"
     table = json.loads((root / "transformer_sweep.json").read_text())
-    chosen = sweeps.chosen(table)
+    chosen = table["chosen"]
     assert set(chosen) == set(experiment.TRANSFORMER_ARMS) and table["metric"] == "valid_exact_match"
     tried = {}
     for row in table["rows"]:  # each arm: its own first-stage choice moved one recipe setting at a time
@@ -179,12 +178,6 @@ def test_committed_transformer_sweeps_give_every_arm_the_same_grid_and_the_noteb
         assert len(exact) == len(accuracy) == 200 and ((0 <= accuracy) & (accuracy <= 1)).all()
         by_bucket = [row["test_exact_match"][b] for b in ("31-35", "36-41")]  # 100 sentences each
         assert abs(sum(by_bucket) / 2 - exact.mean()) < 1e-3
-    source = (root / "self_attention.ipynb").read_text()
-    assert "CHOSEN = sweeps.chosen(SWEEP)" in source and "**CHOSEN[arm]" in source
-    edited = json.loads(json.dumps(table))
-    edited["chosen"]["transformer"]["lr"] = 123.0
-    with pytest.raises(ValueError):
-        sweeps.chosen(edited)
 
 
 def test_longer_per_sentence_reads_a_row_and_refuses_a_malformed_one():

@@ -1,23 +1,9 @@
-"""Attention: masks, masked softmax, additive (Bahdanau) and scaled dot-product attention, their cost."""
+"""Attention: the causal mask, masked softmax, additive (Bahdanau) and scaled dot-product attention, their cost."""
 import math
 import time
 
 import torch
 from torch import nn
-
-
-def padding_mask(lengths, max_len=None):
-    """A (B, T) bool mask, True at the real tokens of each sequence and False at padding."""
-    lengths = torch.as_tensor(lengths)
-    if lengths.dim() != 1:
-        raise ValueError(f"lengths must be a 1-d tensor of sequence lengths, got shape {tuple(lengths.shape)}")
-    if len(lengths) and int(lengths.min()) < 0:
-        raise ValueError(f"lengths must be non-negative, got {lengths.tolist()}")
-    longest = int(lengths.max()) if len(lengths) else 0
-    max_len = longest if max_len is None else max_len
-    if max_len < longest:
-        raise ValueError(f"max_len={max_len} is shorter than the longest sequence ({longest})")
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]  # (B, T)
 
 
 def causal_mask(size, device=None):

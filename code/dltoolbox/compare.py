@@ -11,11 +11,13 @@ import math
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
+import torch
 from scipy import stats
 
-from .progress import progress
+from .progress import DISABLE_ENV_VAR, progress
 
 
 def mean_interval(values, confidence=0.95):
@@ -113,21 +115,50 @@ def processes_for(requested):
     return cap
 
 
+def _worker_start():
+    """What every worker process of :func:`run_parallel` does first: one thread, no progress bars."""
+    torch.set_num_threads(1)
+    os.environ[DISABLE_ENV_VAR] = "1"
+
+
+@contextmanager
+def _quiet_jobs():
+    """The jobs' own progress bars off while they run here, then as they were."""
+    before = os.environ.get(DISABLE_ENV_VAR)
+    os.environ[DISABLE_ENV_VAR] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[DISABLE_ENV_VAR]
+        else:
+            os.environ[DISABLE_ENV_VAR] = before
+
+
 def run_parallel(function, jobs, processes=2, desc="runs"):
     """[function(job) for job in jobs], `processes` at a time in fresh (spawned) processes; same order.
 
     For independent runs such as seeds: `function` must be importable (defined in a module, not a
     notebook) and its jobs picklable. Each process seeds itself through the job, so results do not depend
     on `processes`, nor on :func:`processes_for` lowering it (during the test suite, or by
-    $DLTOOLBOX_PROCESSES); with one, the jobs run here, one after another.
+    $DLTOOLBOX_PROCESSES); with one, the jobs run here, one after another. One progress bar counts the
+    jobs; the jobs' own bars stay off, here as in the workers, and each worker computes with one thread
+    (a job that a notebook also runs alone sets its thread count itself, so both ways give the same numbers).
     """
     jobs = list(jobs)
     processes = processes_for(processes)
     if processes == 1 or len(jobs) <= 1:
-        return [function(job) for job in progress(jobs, desc=desc)]
+        bar = progress(jobs, desc=desc)
+        with _quiet_jobs():
+            return [function(job) for job in bar]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=context) as pool:
+    with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=context, initializer=_worker_start) as pool:
         return list(progress(pool.map(function, jobs), total=len(jobs), desc=desc))
+
+
+def count_parameters(module, trainable_only=False):
+    """Number of scalar parameters (only the trainable ones if asked)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 def budget(arms):

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from . import gpt, scaling
+from . import lm, scaling
 
 
 OPTIMIZERS = {
@@ -74,26 +74,28 @@ def train(num_steps=20, global_batch=64, width=32, seed=0, lr=3e-3, block_size=3
         if world_size > 1 else model
     optimizer = OPTIMIZERS[optimizer](model.parameters(), lr)
     generator = torch.Generator().manual_seed(1000 + seed)          # the same global batches on every rank
-    start = None
-    for step in range(num_steps):
+    timer = {}
+
+    def my_share():
+        X, Y = lm.windows(corpus.train, block_size, global_batch, generator)
+        return X.chunk(world_size)[rank].to(device), Y.chunk(world_size)[rank].to(device)
+
+    def start_timer(step, _):  # after the first step, which includes set-up
         if step == 1:
             if world_size > 1:
                 dist.barrier()
-            start = time.perf_counter()
-        X, Y = gpt.lm_batches(corpus.train, block_size, global_batch, generator)
-        X, Y = X.chunk(world_size)[rank].to(device), Y.chunk(world_size)[rank].to(device)
-        _, loss = wrapped(X, Y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()                                              # DDP all-reduces (averages) gradients here
-        optimizer.step()
+            timer["start"] = time.perf_counter()
+
+    # DDP all-reduces (averages) the gradients in the loop's backward pass
+    losses = lm.fit(wrapped, my_share, optimizer, num_steps, evaluate=start_timer)
     if device.type == "cuda":
         torch.cuda.synchronize()
     if world_size > 1:
         dist.barrier()
-    seconds = time.perf_counter() - start if start is not None else float("nan")
+    seconds = time.perf_counter() - timer["start"] if num_steps > 1 else float("nan")
     timed_tokens = (num_steps - 1) * global_batch * block_size
     stats = {"world_size": world_size, "backend": dist.get_backend() if dist.is_initialized() else "none",
-             "device": str(device), "loss": loss.item(), "seconds": seconds,
+             "device": str(device), "loss": losses[-1], "seconds": seconds,
              "tokens_per_second": timed_tokens / seconds if seconds == seconds and seconds > 0 else float("nan")}
     return model, stats
 

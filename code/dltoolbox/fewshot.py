@@ -80,20 +80,6 @@ class ConvEncoder(nn.Module):
         return x.flatten(1)
 
 
-class MLPEncoder(nn.Module):
-    """Flatten → Linear → ReLU → Linear → ReLU: the cheapest encoder, (B, 1, H, W) → (B, D)."""
-
-    def __init__(self, in_dim=256, hidden=256, out_dim=128):
-        super().__init__()
-        self.fc1 = nn.Linear(in_dim, hidden)
-        self.fc2 = nn.Linear(hidden, out_dim)
-        self.out_dim = out_dim
-
-    def forward(self, x):
-        """(B, 1, H, W) images → (B, D) features."""
-        return F.relu(self.fc2(F.relu(self.fc1(x.flatten(1)))))
-
-
 def class_means(features, labels, n_way):
     """Per-episode class means: features (E, M, D), labels (E, M) in 0..N-1 → (E, N, D)."""
     onehot = F.one_hot(labels, n_way).float()                           # (E, M, N)

@@ -7,12 +7,14 @@ and naming lists ("cat dax . seven wug . cat dax .") where made-up names are
 bound to words and then repeated: the in-context skill that the few-shot test borrows for images.
 The language model is the course's GPT (`gpt.GPT`), of the size `lm_config()` gives.
 """
+import math
+
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import gpt
+from . import lm
 from .gpt import GPTConfig
 from .progress import progress
 
@@ -74,30 +76,18 @@ def lm_config(**overrides):
 
 
 def train_lm(model, stream, num_steps=1000, batch_size=32, lr=3e-3, generator=None, desc="LM pretraining"):
-    """Next-token training on random windows of `stream`; returns {'loss': [...]}."""
+    """Next-token training on random windows of `stream` (warm-up, then a linear decay) in the course's loop
+    (:func:`dltoolbox.lm.fit`); returns {'loss': [...]}."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * (1 - s / num_steps) + 0.05)
-    history = {"loss": []}
-    for _ in progress(range(num_steps), desc=desc):
-        X, Y = gpt.lm_batches(stream, model.cfg.block_size, batch_size, generator)
-        _, loss = model(X, Y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        history["loss"].append(loss.item())
-    return history
+    losses = lm.fit(model, lambda: lm.windows(stream, model.cfg.block_size, batch_size, generator), opt,
+                    num_steps, sched, desc=desc)
+    return {"loss": losses}
 
 
-@torch.no_grad()
 def perplexity(model, stream, block_size=None):
     """exp(mean next-token loss) over consecutive windows of a held-out token stream."""
-    T = block_size or model.cfg.block_size
-    n = (len(stream) - 1) // T
-    X = stream[:n * T].view(n, T)
-    Y = stream[1:n * T + 1].view(n, T)
-    _, loss = model(X, Y)
-    return float(torch.exp(loss))
+    return math.exp(lm.held_out_loss(model, stream, block_size or model.cfg.block_size))
 
 
 class WordPrefix(nn.Module):
@@ -185,13 +175,6 @@ def generate_captions(lm, vision, images, max_new_tokens=None, template=CAPTION)
         logits, _ = lm(out, prefix=prefix)
         out = torch.cat([out, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
     return out
-
-
-@torch.no_grad()
-def caption_accuracy(lm, vision, images, labels, template=CAPTION):
-    """Fraction of images whose greedy caption is exactly the template with the right digit."""
-    caps = caption_tokens(labels, template)
-    return (generate_captions(lm, vision, images, template=template) == caps).all(1).float().mean().item()
 
 
 def _fewshot_prompts(lm, vision, images, labels, n_way, num_episodes, generator, use_words):

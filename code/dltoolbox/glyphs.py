@@ -59,12 +59,3 @@ def load_digits_images(size=16):
     if size != 8:
         X = F.interpolate(X, size=(size, size), mode="bilinear", align_corners=False)
     return X, torch.tensor(digits.target, dtype=torch.int64)
-
-
-def split_classes(y, base_classes):
-    """Boolean masks (base, novel) over examples, for the set of class ids `base_classes`."""
-    base = torch.as_tensor(sorted(base_classes), dtype=torch.int64)
-    if len(base) == 0:
-        raise ValueError("base_classes is empty")
-    is_base = torch.isin(y, base)
-    return is_base, ~is_base

@@ -1,15 +1,19 @@
-"""The course's GPT: a small causal transformer language model (pre-norm blocks, learned positions).
+"""The course's GPT: a small causal transformer language model (pre-norm blocks, learned positions), built
+on the course's own multi-head attention (:class:`dltoolbox.transformer.MultiHeadAttention`).
 
 One model for every chapter that needs a GPT: Frozen's language model (which also reads a prefix of input
 embeddings), chapter 7's scaling family and its data-parallel run. Like every language model in the
-course, ``forward(idx, targets=None) -> (logits, loss)``, and ``generate`` samples a continuation;
-``lm_batches`` draws the random windows of a token stream they train on.
+course (:mod:`dltoolbox.lm`), ``forward(idx, targets=None) -> (logits, loss)``, and ``generate`` samples
+a continuation; it trains on random windows of a token stream (``lm.windows``) in ``lm.fit``.
 """
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from . import lm
+from .attention import causal_mask
+from .transformer import MultiHeadAttention
 
 
 @dataclass
@@ -21,20 +25,34 @@ class GPTConfig:
     n_layer: int = 2       # blocks
 
 
+def _attention(width, n_head):
+    """The course's multi-head attention, initialised as torch.nn.MultiheadAttention initialises itself (and
+    drawing the same random numbers in the same order): the output projection as an nn.Linear, then the
+    query, key and value projections as one Xavier-uniform (3C, C) matrix, every bias but the output's zero."""
+    with torch.random.fork_rng():  # building the layers draws nothing from the generator the model uses
+        attention = MultiHeadAttention(width, n_head)
+    with torch.no_grad():
+        attention.W_o.reset_parameters()
+        packed = nn.init.xavier_uniform_(torch.empty(3 * width, width))
+        for layer, weight in zip((attention.W_q, attention.W_k, attention.W_v), packed.chunk(3)):
+            layer.weight.copy_(weight)
+            layer.bias.zero_()
+        attention.W_o.bias.zero_()
+    return attention
+
+
 class Block(nn.Module):
     """Pre-norm transformer block: causal self-attention then an MLP, each with a residual."""
 
     def __init__(self, cfg):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(cfg.n_embd), nn.LayerNorm(cfg.n_embd)
-        self.attn = nn.MultiheadAttention(cfg.n_embd, cfg.n_head, batch_first=True)
+        self.attn = _attention(cfg.n_embd, cfg.n_head)
         self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd))
 
     def forward(self, x):
-        T = x.shape[1]
-        mask = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1)  # True: may not attend
         h = self.ln1(x)
-        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        x = x + self.attn(h, h, h, causal_mask(x.shape[1], x.device))  # each position reads itself and before
         return x + self.mlp(self.ln2(x))
 
 
@@ -62,39 +80,20 @@ class GPT(nn.Module):
     def forward_embeddings(self, x, targets=None):
         """The LM on input embeddings x (B, T, C) → logits (B, T, V), loss on `targets` (B, T) or None.
 
-        Targets of -100 are ignored (PyTorch's convention, used throughout the course)."""
+        Targets of lm.IGNORE (-100) are left out of the loss."""
         if x.shape[1] > self.cfg.block_size:
             raise ValueError(f"sequence of {x.shape[1]} positions is longer than block_size {self.cfg.block_size}")
         x = x + self.pos_emb(torch.arange(x.shape[1], device=x.device))
         for block in self.blocks:
             x = block(x)
         logits = self.head(self.ln_f(x))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        return logits, loss
+        return logits, None if targets is None else lm.next_token_loss(logits, targets)
 
-    @torch.no_grad()
+    @property
+    def window(self):
+        """How many previous ids a prediction reads: the block size."""
+        return self.cfg.block_size
+
     def generate(self, idx, max_new_tokens, temperature=1.0, generator=None):
-        """Append `max_new_tokens` ids to idx (B, T), each drawn from softmax(logits / temperature) given the
-        last block_size ids; temperature=0 takes the most likely id."""
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
-        for _ in range(max_new_tokens):
-            logits, _ = self(idx[:, -self.cfg.block_size:])
-            last = logits[:, -1, :]                                        # (B, V)
-            if temperature == 0:
-                nxt = last.argmax(-1, keepdim=True)
-            else:
-                probs = F.softmax(last / temperature, dim=-1)
-                nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(idx.device)
-            idx = torch.cat([idx, nxt], dim=1)
-        return idx
-
-
-def lm_batches(stream, block_size, batch_size, generator):
-    """A random batch of windows (B, T) and their next tokens (B, T) from a token stream."""
-    starts = torch.randint(len(stream) - block_size - 1, (batch_size,), generator=generator)
-    X = torch.stack([stream[s:s + block_size] for s in starts])
-    Y = torch.stack([stream[s + 1:s + block_size + 1] for s in starts])
-    return X, Y
+        """Append `max_new_tokens` ids to idx (B, T), each given the last block_size ids (:func:`dltoolbox.lm.generate`)."""
+        return lm.generate(self, idx, max_new_tokens, temperature, generator)

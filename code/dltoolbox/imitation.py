@@ -210,22 +210,6 @@ def wilson_interval(successes, n, z=1.96):
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def head_to_head(agents, opponents, num_games=400, seed=0):
-    """Each agent against each opponent: rows of score (wins + draws/2), win rate and its 95% interval."""
-    rows = []
-    for i, (name, agent) in enumerate(agents.items()):
-        for j, (opp_name, opp) in enumerate(opponents.items()):
-            if agent is opp:
-                continue
-            result = play_match(agent, opp, num_games, seed=seed + 1000 * i + j)
-            wins_ = int((result["a_score"] == 1).sum())
-            low, high = wilson_interval(wins_, num_games)
-            rows.append({"agent": name, "opponent": opp_name, "games": num_games, "win": wins_ / num_games,
-                         "draw": float((result["a_score"] == 0.5).mean()),
-                         "score": float(result["a_score"].mean()), "low": low, "high": high})
-    return rows
-
-
 @torch.no_grad()
 def calibration(value_net, data, bins=10):
     """Reliability of a value net on `data`: per bin of predicted score, the mean prediction, the mean

@@ -5,9 +5,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .progress import progress
+from . import lm
 
 
 @dataclass
@@ -41,7 +40,8 @@ class MLPLanguageModel(nn.Module):
         return torch.cat([pad, idx], dim=1).unfold(1, k, 1)  # (B, T, k)
 
     def forward(self, idx, targets=None):
-        """Logits for the token after each position, shape (B, T, V); loss (nats) if targets given (-1 ignored)."""
+        """Logits for the token after each position, shape (B, T, V); loss (nats) if targets are given
+        (targets of lm.IGNORE are left out)."""
         if idx.dim() != 2:
             raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
@@ -49,44 +49,33 @@ class MLPLanguageModel(nn.Module):
         B, T = idx.shape
         x = self.embed(self.contexts(idx)).view(B, T, -1)  # (B, T, k * E)
         logits = self.out(self.drop(torch.tanh(self.hidden(self.drop(x)))))  # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1), ignore_index=-1)
-        return logits, loss
+        return logits, None if targets is None else lm.next_token_loss(logits, targets)
 
-    @torch.no_grad()
+    @property
+    def window(self):
+        """How many previous ids a prediction reads: the context k."""
+        return self.config.context
+
     def generate(self, idx, max_new_tokens, temperature=1.0, generator=None):
-        """Append `max_new_tokens` sampled ids to idx (B, T), drawn from softmax(logits / temperature)."""
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        for _ in range(max_new_tokens):
-            logits, _ = self(idx[:, -self.config.context:])
-            probs = F.softmax(logits[:, -1, :] / temperature, dim=-1)  # (B, V)
-            nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(idx.device)
-            idx = torch.cat([idx, nxt], dim=1)
-        return idx
+        """Append `max_new_tokens` sampled ids to idx (B, T) (:func:`dltoolbox.lm.generate`)."""
+        return lm.generate(self, idx, max_new_tokens, temperature, generator)
 
 
-def batches(ids, batch_size, num_steps, context, generator):
-    """Random windows of the id stream: inputs (B, k - 1 + T) and targets, the first k - 1 ignored."""
-    if len(ids) < context + num_steps + 1:
-        raise ValueError(f"the stream has {len(ids)} ids, fewer than a window of {context + num_steps + 1}")
-    width = context - 1 + num_steps
-    starts = torch.randint(0, len(ids) - width, (batch_size,), generator=generator)
-    X = torch.stack([ids[s:s + width] for s in starts.tolist()])  # (B, k - 1 + T)
-    y = torch.stack([ids[s + 1:s + width + 1] for s in starts.tolist()])
-    y[:, :context - 1] = -1  # those positions lack a full context
+def batches(ids, batch_size, block_size, context, generator):
+    """Random windows of the id stream: inputs (B, k - 1 + T) for T = block_size predictions, and their
+    targets, the first k - 1 of them lm.IGNORE (those positions lack a full context)."""
+    if len(ids) < context + block_size + 1:
+        raise ValueError(f"the stream has {len(ids)} ids, fewer than a window of {context + block_size + 1}")
+    X, y = lm.windows(ids, context - 1 + block_size, batch_size, generator)  # (B, k - 1 + T)
+    y[:, :context - 1] = lm.IGNORE
     return X, y
 
 
-@torch.no_grad()
 def bits_per_token(model, ids, device="cpu"):
     """Average bits per token of ids[1:], each predicted from the (up to) k tokens before it."""
     if len(ids) < 2:
         raise ValueError("need at least two ids to measure bits per token")
-    model.eval()
-    _, loss = model(ids[None, :-1].to(device), ids[None, 1:].to(device))
-    return loss.item() / math.log(2)
+    return lm.bits(lm.held_out_loss(model, ids.to(device)))
 
 
 @torch.no_grad()
@@ -99,9 +88,10 @@ def log2_probs(model, ids, device="cpu"):
     return torch.log_softmax(logits[0].double(), -1).gather(1, ids[1:, None].to(device))[:, 0].cpu() / math.log(2)
 
 
-def train_lm(model, train_ids, valid_ids, steps=2000, batch_size=32, num_steps=64, lr=3e-3,
+def train_lm(model, train_ids, valid_ids, steps=2000, batch_size=32, block_size=64, lr=3e-3,
              eval_every=250, generator=None, device="cpu", keep_best=False):
-    """Train with AdamW (cosine-decayed lr); return a history of train loss and validation bits per token.
+    """Train with AdamW (cosine-decayed lr) in the course's loop (:func:`dltoolbox.lm.fit`), on windows of
+    `block_size` predictions; return a history of train loss and validation bits per token.
 
     valid_ids=None: no validation (a final run on all the training text, its steps chosen beforehand).
     keep_best: early stopping on validation, i.e. end with the weights of the evaluation with the lowest
@@ -116,24 +106,24 @@ def train_lm(model, train_ids, valid_ids, steps=2000, batch_size=32, num_steps=6
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     history = {"step": [], "train_bits": [], "valid_bits": []}
-    running, best = [], None
-    for step in progress(range(1, steps + 1), desc="training the MLP"):
-        model.train()
-        X, y = batches(train_ids, batch_size, num_steps, model.config.context, generator)
-        _, loss = model(X.to(device), y.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        running.append(loss.item())
-        if step % eval_every == 0 or step == steps:
-            history["step"].append(step)
-            history["train_bits"].append(sum(running) / len(running) / math.log(2))
-            if valid_ids is not None:
-                history["valid_bits"].append(bits_per_token(model, valid_ids, device))
-            running = []
+    best = None
+
+    def next_batch():
+        X, y = batches(train_ids, batch_size, block_size, model.config.context, generator)
+        return X.to(device), y.to(device)
+
+    def evaluate(step, losses):
+        nonlocal best
+        since = losses[history["step"][-1] if history["step"] else 0:]  # the steps since the last evaluation
+        history["step"].append(step)
+        history["train_bits"].append(sum(since) / len(since) / math.log(2))
+        if valid_ids is not None:
+            history["valid_bits"].append(bits_per_token(model, valid_ids, device))
             if keep_best and history["valid_bits"][-1] == min(history["valid_bits"]):
                 best = (step, copy.deepcopy(model.state_dict()))
+
+    lm.fit(model, next_batch, optimizer, steps, schedule, evaluate=evaluate, every=eval_every,
+           desc="training the MLP")
     if keep_best:
         history["best_step"] = best[0]
         model.load_state_dict(best[1])

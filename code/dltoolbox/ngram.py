@@ -280,15 +280,6 @@ def cross_entropy(model, tokens):
     return float(-model.log2_probs(tokens).mean())
 
 
-def bits_per_char(model, tokens, num_chars=None):
-    """Total bits of `tokens` divided by the characters they spell (default: one per token)."""
-    tokens = list(tokens)
-    num_chars = len(tokens) if num_chars is None else num_chars
-    if num_chars < 1:
-        raise ValueError(f"num_chars must be >= 1, got {num_chars}")
-    return cross_entropy(model, tokens) * len(tokens) / num_chars
-
-
 def zero_fraction(model, tokens):
     """Fraction of `tokens` to which the model gives probability 0 (the unseen events)."""
     return float(np.isneginf(model.log2_probs(tokens)).mean())

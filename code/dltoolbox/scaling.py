@@ -17,8 +17,7 @@ import torch.nn as nn
 from scipy import optimize
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import gpt, ngram
-from .progress import progress
+from . import gpt, lm, ngram
 
 
 def non_embedding_parameters(model):
@@ -109,20 +108,9 @@ def make_model(config, vocab_size):
     return gpt.GPT(cfg)
 
 
-@torch.no_grad()
-def mean_loss(model, stream, block_size):
-    """Mean next-character loss (nats) over consecutive windows of a held-out stream."""
-    model.eval()
-    n = (len(stream) - 1) // block_size
-    X = stream[:n * block_size].view(n, block_size)
-    Y = stream[1:n * block_size + 1].view(n, block_size)
-    losses = [model(x, y)[1].item() * len(x) for x, y in zip(X.split(256), Y.split(256))]
-    model.train()
-    return sum(losses) / n
-
-
 def train_run(config, corpus, show_progress=False, eval_stream="valid"):
-    """Train one model on random windows of the training text with linear warm-up then a constant rate.
+    """Train one model on random windows of the training text with linear warm-up then a constant rate, in
+    the course's loop (:func:`dltoolbox.lm.fit`).
 
     Held-out loss is measured every `eval_every` steps, so the run traces loss against tokens seen (a
     constant rate keeps an early checkpoint close to what a shorter run would reach). Returns a plain dict:
@@ -135,18 +123,15 @@ def train_run(config, corpus, show_progress=False, eval_stream="valid"):
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / config.warmup))
     gen = torch.Generator().manual_seed(1000 + config.seed)
     tokens, losses = [], []
+
+    def checkpoint(step, _):
+        tokens.append(step * config.tokens_per_step)
+        losses.append(lm.held_out_loss(model, held_out, config.block_size))
+
     start = time.perf_counter()
-    steps = range(1, config.num_steps + 1)
-    for step in (progress(steps, desc=f"width {config.width}") if show_progress else steps):
-        X, Y = gpt.lm_batches(corpus.train, config.block_size, config.batch_size, gen)
-        _, loss = model(X, Y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % config.eval_every == 0 or step == config.num_steps:
-            tokens.append(step * config.tokens_per_step)
-            losses.append(mean_loss(model, held_out, config.block_size))
+    lm.fit(model, lambda: lm.windows(corpus.train, config.block_size, config.batch_size, gen), opt,
+           config.num_steps, sched, evaluate=checkpoint, every=config.eval_every,
+           desc=f"width {config.width}" if show_progress else None)
     seconds = time.perf_counter() - start
     if not all(math.isfinite(x) for x in losses):
         raise FloatingPointError(f"width {config.width}, seed {config.seed}: the loss diverged ({losses[-1]})")

@@ -21,10 +21,10 @@ API (stable; other chapters build on it):
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from . import lm
 from .progress import progress
 
 
@@ -39,9 +39,18 @@ def pad_batch(seqs, pad=0):
     return out, lengths
 
 
-def lengths_to_mask(lengths, max_len):
-    """(B, max_len) bool mask, True at real tokens."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+def padding_mask(lengths, max_len=None):
+    """A (B, T) bool mask, True at the real tokens of each sequence and False at padding."""
+    lengths = torch.as_tensor(lengths)
+    if lengths.dim() != 1:
+        raise ValueError(f"lengths must be a 1-d tensor of sequence lengths, got shape {tuple(lengths.shape)}")
+    if len(lengths) and int(lengths.min()) < 0:
+        raise ValueError(f"lengths must be non-negative, got {lengths.tolist()}")
+    longest = int(lengths.max()) if len(lengths) else 0
+    max_len = longest if max_len is None else max_len
+    if max_len < longest:
+        raise ValueError(f"max_len={max_len} is shorter than the longest sequence ({longest})")
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]  # (B, T)
 
 
 def reverse_padded(x, lengths):
@@ -116,7 +125,7 @@ class Seq2Seq(nn.Module):
         if self.reverse_source:
             src = reverse_padded(src, src_lengths)
         enc_outputs, enc_state = self.encoder(src, src_lengths)
-        return enc_outputs, enc_state, lengths_to_mask(src_lengths.to(src.device), src.shape[1])
+        return enc_outputs, enc_state, padding_mask(src_lengths.to(src.device), src.shape[1])
 
     def forward(self, src, src_lengths, y_in, targets=None):
         """Teacher-forced logits (B, T, V) and, given targets (B, T), the mean loss over real tokens."""
@@ -125,7 +134,7 @@ class Seq2Seq(nn.Module):
         logits, _ = self.decoder(y_in, state, enc_outputs, src_mask)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=self.tgt_vocab.pad)
+            loss = lm.next_token_loss(logits, targets, pad=self.tgt_vocab.pad)
         return logits, loss
 
 
@@ -138,11 +147,6 @@ def build_model(src_vocab, tgt_vocab, num_embed=48, num_hiddens=96, num_layers=1
         encoder = LSTMEncoder(len(src_vocab), num_embed, num_hiddens, num_layers, pad=src_vocab.pad)
         dec = decoder(len(tgt_vocab), num_embed, num_hiddens, num_layers)
     return Seq2Seq(encoder, dec, src_vocab, tgt_vocab, reverse_source).to(device)
-
-
-def count_parameters(model):
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def make_batch(pairs, src_vocab, tgt_vocab, device="cpu"):
@@ -210,8 +214,7 @@ def train(model, pairs, num_steps=1500, batch_size=64, lr=3e-3, seed=0, clip=1.0
         src, src_lengths, y_in, y_out = make_batch(batch, model.src_vocab, model.tgt_vocab, device)
         logits, loss = model(src, src_lengths, y_in, y_out)
         if label_smoothing:
-            loss = F.cross_entropy(logits.flatten(0, 1), y_out.flatten(), ignore_index=model.tgt_vocab.pad,
-                                   label_smoothing=label_smoothing)
+            loss = lm.next_token_loss(logits, y_out, pad=model.tgt_vocab.pad, label_smoothing=label_smoothing)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)

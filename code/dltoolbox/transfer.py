@@ -2,6 +2,8 @@
 import torch
 import torch.nn as nn
 
+from . import lm
+
 
 def copy_weights(source, target, mapping):
     """Copy tensors from `source` into `target` by name, {target_name: source_name}; returns the names copied.
@@ -45,24 +47,6 @@ def freeze(module):
     return len(params)
 
 
-def unfreeze(module):
-    """Let gradients flow to every parameter of `module` again; returns how many tensors."""
-    params = list(module.parameters())
-    for p in params:
-        p.requires_grad_(True)
-    return len(params)
-
-
-def count_parameters(module, trainable_only=False):
-    """Number of scalar parameters (only the trainable ones if asked)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
-def trainable(module):
-    """The parameters that still require gradients, for building an optimizer over what is not frozen."""
-    return [p for p in module.parameters() if p.requires_grad]
-
-
 class LSTMLanguageModel(nn.Module):
     """An LSTM language model whose layers are named like the seq2seq decoder's (embedding, lstm, output),
     so that its weights can be copied into a decoder; forward(idx, targets=None) -> (logits, loss)."""
@@ -75,13 +59,16 @@ class LSTMLanguageModel(nn.Module):
         self.output = nn.Linear(num_hiddens, vocab_size)
 
     def forward(self, idx, targets=None):
-        """idx (B, T) → logits (B, T, V); loss = mean cross-entropy over non-pad targets (B, T)."""
+        """idx (B, T) → logits (B, T, V); loss = mean cross-entropy over the targets (B, T) that are not
+        padding (the pad id, like lm.IGNORE, is left out)."""
         out, _ = self.lstm(self.embedding(idx))                              # (B, T, H)
         logits = self.output(out)
-        loss = None
-        if targets is not None:
-            loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=self.pad)
-        return logits, loss
+        return logits, None if targets is None else lm.next_token_loss(logits, targets, pad=self.pad)
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, generator=None):
+        """Append `max_new_tokens` sampled ids to idx (B, T), each given all the ids before it
+        (:func:`dltoolbox.lm.generate`)."""
+        return lm.generate(self, idx, max_new_tokens, temperature, generator)
 
 
 def decoder_mapping(model, lm, parts=("embedding", "lstm", "output")):
@@ -92,24 +79,20 @@ def decoder_mapping(model, lm, parts=("embedding", "lstm", "output")):
     return mapping
 
 
-def train_target_lm(lm, sentences, vocab, num_steps=500, batch_size=64, lr=3e-3, seed=0, desc="target-side LM"):
-    """Train on target sentences in the decoder's format (<bos> y → y <eos>); returns {'loss': [...]}."""
-    from .progress import progress
+def train_target_lm(lm_model, sentences, vocab, num_steps=500, batch_size=64, lr=3e-3, seed=0, desc="target-side LM"):
+    """Train on target sentences in the decoder's format (<bos> y → y <eos>) with Adam and clipped gradients,
+    in the course's loop (:func:`dltoolbox.lm.fit`); returns {'loss': [...]}."""
     from .seq2seq import pad_batch
 
     if not sentences:
         raise ValueError("train_target_lm needs some sentences")
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(lm.parameters(), lr=lr)
-    history = {"loss": []}
-    for _ in progress(range(num_steps), desc=desc):
+
+    def next_batch():
         batch = [vocab.encode(sentences[i]) for i in torch.randint(len(sentences), (batch_size,), generator=g).tolist()]
         y_in, _ = pad_batch([[vocab.bos] + t for t in batch], vocab.pad)
         y_out, _ = pad_batch([t + [vocab.eos] for t in batch], vocab.pad)
-        _, loss = lm(y_in, y_out)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
-        opt.step()
-        history["loss"].append(loss.item())
-    return history
+        return y_in, y_out
+
+    opt = torch.optim.Adam(lm_model.parameters(), lr=lr)
+    return {"loss": lm.fit(lm_model, next_batch, opt, num_steps, clip=1.0, desc=desc)}

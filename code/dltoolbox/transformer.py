@@ -9,7 +9,8 @@ import math
 import torch
 from torch import nn
 
-from .attention import causal_mask, padding_mask, scaled_dot_product_attention
+from .attention import causal_mask, scaled_dot_product_attention
+from .seq2seq import padding_mask
 
 
 class MultiHeadAttention(nn.Module):

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from . import call, expect, hidden_cases, not_the_package, passed, probe, reference, stored
-from ..attention import AdditiveAttention, causal_mask, padding_mask
+from ..attention import AdditiveAttention, causal_mask
+from ..seq2seq import padding_mask
 
 
 def _close(a, b, atol=1e-5):

@@ -51,9 +51,6 @@ def run(job):
     (loss, lr, seconds, tokens per step), "metrics"
     (decoding.evaluate, with the hypotheses), "state"}.
     """
-    import os
-
-    os.environ.setdefault("DLTOOLBOX_NO_PROGRESS", "1")
     torch.set_num_threads(1)
     if job.get("on") not in ("valid", "test"):
         raise ValueError(f"job['on'] must be 'valid' or 'test', got {job.get('on')!r}")
@@ -164,9 +161,6 @@ def transformer_run(job):
     the checkpoints), "curve", "metrics" (decoding.evaluate, with hypotheses), "token_counts" (per pair:
     teacher-forced hits, tokens), "state"}.
     """
-    import os
-
-    os.environ.setdefault("DLTOOLBOX_NO_PROGRESS", "1")
     torch.set_num_threads(1)
     if job.get("on") not in ("valid", "test"):
         raise ValueError(f"job['on'] must be 'valid' or 'test', got {job.get('on')!r}")

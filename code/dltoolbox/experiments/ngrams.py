@@ -4,8 +4,6 @@ sweep against the Kneser-Ney counts' own tuning, and the notebook's four stored 
     python -m dltoolbox.experiments.sweeps ngrams      # the MLP's settings, on the validation slice
     python -m dltoolbox.experiments.stored ngrams_mlp  # the notebook's runs on all the training text
 """
-import os
-
 import torch
 
 from .. import ngram
@@ -48,7 +46,6 @@ def run(job):
     data = job.get("data", "fit")
     if data not in ("fit", "train"):
         raise ValueError(f"job data must be 'fit' or 'train', got {data!r}")
-    os.environ.setdefault("DLTOOLBOX_NO_PROGRESS", "1")
     torch.set_num_threads(1)
     vocab, fit, valid, held = char_splits()
     seed_everything(job["seed"])
@@ -70,7 +67,7 @@ def run(job):
 # evaluation. The number of steps sets the length of the cosine decay, so it is a setting, not a stopping point.
 SWEEP_GRID = {"lr": (0.005, 0.01, 0.02), "dropout": (0.0, 0.1, 0.2), "steps": (3000, 8000, 20000)}
 SWEEP_LIMITS = {"dropout": [0.0, None]}  # no dropout is a natural limit: nothing lies below it
-SWEEP_FIXED = {"context": 8, "num_embed": 24, "num_hiddens": 256, "batch_size": 32, "num_steps": 32,
+SWEEP_FIXED = {"context": 8, "num_embed": 24, "num_hiddens": 256, "batch_size": 32, "block_size": 32,
                "eval_every": 500}
 SWEEP_SEEDS = (100,)  # the sweep's seed, apart from the notebook's seeds 0-3
 CONFIG_KEYS = ("context", "num_embed", "num_hiddens", "dropout")  # the rest are train_lm keywords

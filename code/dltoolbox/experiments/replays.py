@@ -5,8 +5,6 @@ table, the replay browser; then the KL leash's arms, their opponent pools and th
     python -m dltoolbox.experiments.sweeps imitation   # beta per search depth, on the held-out pool
     python -m dltoolbox.experiments.sweeps kl_leash    # the KL weight, on the validation pool
 """
-import multiprocessing
-import os
 
 import numpy as np
 import torch
@@ -15,7 +13,6 @@ from ..compare import mean_interval, run_parallel
 from ..games import Games, RandomAgent, ScriptedAgent, generate_replays
 from ..imitation import (BoardNet, PolicyAgent, ValueGuidedAgent, calibration, masked_logits, move_accuracy,
                          play_match, split_games, to_tensors, train, value_loss, win_probability)
-from ..progress import DISABLE_ENV_VAR
 from ..selfplay import finetune, kl_to_reference, pool_scores
 
 # ---- imitation.ipynb: training seeds, the validation sweep of beta, the test matches ----
@@ -188,8 +185,6 @@ def run_arm(job):
     """One run of an arm: job {"arm", "seed", "kl_coef", "bc_state", "human" (NumPy arrays), "pool",
     optional "test"}. Returns the history on the validation pool and, with "test", the final test scores."""
     torch.set_num_threads(1)
-    if multiprocessing.parent_process() is not None:  # a worker's bars would only clutter the terminal
-        os.environ.setdefault(DISABLE_ENV_VAR, "1")
     human = {k: torch.as_tensor(v) for k, v in job["human"].items()}
     reference = BoardNet()
     reference.load_state_dict(job["bc_state"])

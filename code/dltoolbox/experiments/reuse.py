@@ -256,10 +256,7 @@ def fine_tune(job):
     Returns {"loss": [...], "scores": {step: score(...)}, "state": the trained weights if job["keep"]}.
     Runs alone in a process (see compare.run_parallel): one thread, no progress bar.
     """
-    import os
-
     from .. import seq2seq, translation
-    from ..progress import DISABLE_ENV_VAR
 
     if job["init"] not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {job['init']!r}")
@@ -278,15 +275,8 @@ def fine_tune(job):
         if step in checkpoints:
             scores[step] = score(m, job["eval_pairs"])
 
-    quiet, os.environ[DISABLE_ENV_VAR] = os.environ.get(DISABLE_ENV_VAR), "1"
-    try:
-        history = seq2seq.train(model, job["train"], num_steps=checkpoints[-1], batch_size=64, lr=job["lr"],
-                                seed=job["seed"], callback=at_checkpoint)
-    finally:
-        if quiet is None:
-            del os.environ[DISABLE_ENV_VAR]
-        else:
-            os.environ[DISABLE_ENV_VAR] = quiet
+    history = seq2seq.train(model, job["train"], num_steps=checkpoints[-1], batch_size=64, lr=job["lr"],
+                            seed=job["seed"], callback=at_checkpoint)
     return {"loss": history["loss"], "scores": scores, "state": model.state_dict() if job.get("keep") else None}
 
 

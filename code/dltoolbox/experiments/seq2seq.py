@@ -7,7 +7,8 @@ import torch
 
 from ..decoding import evaluate
 from ..locations import ROOT
-from ..seq2seq import SCHEDULES, build_model, count_parameters, train
+from ..compare import count_parameters
+from ..seq2seq import SCHEDULES, build_model, train
 
 MODEL = dict(num_embed=48, num_hiddens=96)  # one LSTM layer each side
 STEPS, BATCH_SIZE = 400, 64  # the same budget for every run
@@ -21,11 +22,8 @@ def run(job):
     job: {"reverse_source", "seed", "lr", "schedule", "on": "valid" | "test"}, and optionally
     "num_hiddens" and "steps". Returns {"job", "history", "metrics" (evaluate, with hypotheses), "state"}.
     """
-    import os
-
     from .. import translation
 
-    os.environ.setdefault("DLTOOLBOX_NO_PROGRESS", "1")
     torch.set_num_threads(1)
     if job.get("on") not in ("valid", "test"):
         raise ValueError(f"job['on'] must be 'valid' or 'test', got {job.get('on')!r}")
@@ -66,13 +64,10 @@ def _checkpointed(job):
 
     With a constant learning rate the run's first n steps are exactly a run of n steps (the same batches,
     the same updates), so one run gives every checkpoint."""
-    import os
-
     from .. import translation
 
     if job["schedule"] != "constant":
         raise ValueError("checkpoints of one run equal separate runs only with a constant learning rate")
-    os.environ.setdefault("DLTOOLBOX_NO_PROGRESS", "1")
     torch.set_num_threads(1)
     splits = translation.make_splits(seed=0)
     model = build_model(translation.source_vocab(), translation.target_vocab(), reverse_source=job["reverse_source"],
