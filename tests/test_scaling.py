@@ -39,12 +39,16 @@ def test_measured_flops_match_the_hand_count():
     assert n == a * b + b * c and flops["total"] <= scaling.training_flops(n, B)
 
 
-def test_six_n_d_is_close_for_the_chapter_transformer():
+def test_six_n_d_counts_the_weights_and_the_attention_term_the_rest():
+    """The counted step splits into the weights' products (what 6ND counts: just under it, since N's biases
+    and gains multiply nothing) and the attention's dense products, twice Kaplan et al.'s causal count."""
     model = scaling.make_model(scaling.RunConfig(width=32), vocab_size=84)
     X = torch.randint(84, (4, 32))
-    measured = scaling.measured_flops(model, X, X)["total"]
+    flops = scaling.measured_flops(model, X, X)
     estimate = scaling.training_flops(scaling.non_embedding_parameters(model), X.numel())
-    assert 0.8 < measured / estimate < 1.6   # attention over 32 positions adds a little; embeddings add none
+    assert flops["weights"] + flops["attention"] == flops["total"]
+    assert 0.9 < flops["weights"] / estimate < 1.0
+    assert flops["attention"] == 2 * scaling.attention_flops(2, 32, 32, X.numel())
 
 
 def test_non_embedding_parameters_leave_out_the_tables():

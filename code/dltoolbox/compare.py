@@ -14,7 +14,6 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
-import torch
 from scipy import stats
 
 from .progress import DISABLE_ENV_VAR, progress
@@ -116,8 +115,7 @@ def processes_for(requested):
 
 
 def _worker_start():
-    """What every worker process of :func:`run_parallel` does first: one thread, no progress bars."""
-    torch.set_num_threads(1)
+    """What every worker process of :func:`run_parallel` does first: no progress bars."""
     os.environ[DISABLE_ENV_VAR] = "1"
 
 
@@ -142,8 +140,8 @@ def run_parallel(function, jobs, processes=2, desc="runs"):
     notebook) and its jobs picklable. Each process seeds itself through the job, so results do not depend
     on `processes`, nor on :func:`processes_for` lowering it (during the test suite, or by
     $DLTOOLBOX_PROCESSES); with one, the jobs run here, one after another. One progress bar counts the
-    jobs; the jobs' own bars stay off, here as in the workers, and each worker computes with one thread
-    (a job that a notebook also runs alone sets its thread count itself, so both ways give the same numbers).
+    jobs; the jobs' own bars stay off, here as in the workers. The thread count is the job's to set (a
+    worker starts with PyTorch's default, as this process did), so a job gives the same numbers either way.
     """
     jobs = list(jobs)
     processes = processes_for(processes)

@@ -80,6 +80,7 @@ def train_lm(model, stream, num_steps=1000, batch_size=32, lr=3e-3, generator=No
     (:func:`dltoolbox.lm.fit`); returns {'loss': [...]}."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * (1 - s / num_steps) + 0.05)
+    stream = stream[:-1]  # no window ends at the last id: the draws the chapter's stored numbers were made with
     losses = lm.fit(model, lambda: lm.windows(stream, model.cfg.block_size, batch_size, generator), opt,
                     num_steps, sched, desc=desc)
     return {"loss": losses}
