@@ -95,3 +95,8 @@ def test_held_out_loss_windows_and_the_whole_stream_and_restores_the_mode():
     assert lm.bits(math.log(2)) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="fewer than one window"):
         lm.held_out_loss(model, stream, 50)
+
+
+def test_char_ids_index_the_sorted_characters():
+    vocab, ids = lm.char_ids("abca ")
+    assert vocab == [" ", "a", "b", "c"] and ids.tolist() == [1, 2, 3, 1, 0] and ids.dtype == torch.long

@@ -28,6 +28,14 @@ def next_token_loss(logits, targets, pad=None, label_smoothing=0.0):
                            label_smoothing=label_smoothing)
 
 
+def char_ids(chars):
+    """A character text (a string, or a list of characters) as ids: (vocab, the sorted characters; ids, a
+    LongTensor of their positions in it)."""
+    vocab = sorted(set(chars))
+    index = {c: i for i, c in enumerate(vocab)}
+    return vocab, torch.tensor([index[c] for c in chars], dtype=torch.long)
+
+
 def windows(stream, width, batch_size, generator):
     """A random batch of windows of a token stream, (B, width), and the ids that follow each position (B, width)."""
     if len(stream) < width + 1:

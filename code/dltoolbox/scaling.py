@@ -78,10 +78,7 @@ def char_corpus(name="devil", valid_fraction=0.05, test_fraction=0.05):
     """The shipped corpus as character ids: the first 90% to train on, then validation, then test."""
     if not (0 < valid_fraction < 0.5 and 0 < test_fraction < 0.5):
         raise ValueError(f"fractions must be in (0, 0.5), got {valid_fraction}, {test_fraction}")
-    text = ngram.load_corpus(name)
-    vocab = sorted(set(text))
-    index = {c: i for i, c in enumerate(vocab)}
-    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
+    vocab, ids = lm.char_ids(ngram.load_corpus(name))
     n_test, n_valid = int(len(ids) * test_fraction), int(len(ids) * valid_fraction)
     n_train = len(ids) - n_valid - n_test
     return CharCorpus(vocab, ids[:n_train], ids[n_train:n_train + n_valid], ids[n_train + n_valid:])

@@ -6,17 +6,14 @@ sweep against the Kneser-Ney counts' own tuning, and the notebook's four stored 
 """
 import torch
 
-from .. import ngram
+from .. import lm, ngram
 from ..neural_lm import MLPConfig, MLPLanguageModel, log2_probs, mixture_weight, train_lm
 
 
 def char_splits(valid_fraction=0.1, heldout_fraction=0.1):
     """The Devil's Dictionary as character ids: (vocab, fit, valid, held), the validation slice being the
     last part of the training text and the held-out text the last 10% of the whole, as in dltoolbox.ngram."""
-    chars = ngram.tokenize(ngram.normalise(ngram.load_corpus("devil"), "lower"), "char")
-    vocab = sorted(set(chars))
-    stoi = {c: i for i, c in enumerate(vocab)}
-    ids = torch.tensor([stoi[c] for c in chars])
+    vocab, ids = lm.char_ids(ngram.tokenize(ngram.normalise(ngram.load_corpus("devil"), "lower"), "char"))
     train, held = ngram.split(ids, heldout_fraction)
     fit, valid = ngram.split(train, valid_fraction)
     return vocab, fit, valid, held
