@@ -18,7 +18,7 @@ from ..selfplay import finetune, kl_to_reference, pool_scores
 # ---- imitation.ipynb: training seeds, the validation sweep of beta, the test matches ----
 ARCHIVE = {"num_games": 20_000, "seed": 0}
 NUM_STEPS = 2000
-BETAS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256]   # the grid every arm (search depth) is tuned over
+BETAS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]   # the grid every arm (search depth) is tuned over
 VALIDATION_SEED, TEST_SEED = 5000, 9000       # match seeds (openings) of validation and of test games
 _cache = {}
 

@@ -58,7 +58,10 @@ EDGE_PENDING = {
                                             "(validation exact match 0.648 -> 0.672 plain, 0.626 -> 0.664 reversed "
                                             "from 3,200): needs 12,800 and beyond, about 20 minutes per order on "
                                             "2 cores, then the notebook's six seeds per order as stored runs",
-    "chapters/05_replays/sweep.json": "beta 256 is the largest of 0..256 for both depths: needs 512 (and 1024)",
+    "chapters/05_replays/sweep.json": "the two-ply agent's beta (256) is inside 0..4096; the one-ply agent's is the "
+                                      "largest, 4096, gaining a fraction of a point per doubling (validation 0.806 at "
+                                      "256, 0.812 at 2048, 0.813 at 4096): its best is the greedy limit, beta -> "
+                                      "infinity, which the grid cannot hold until the agent takes an infinite beta",
     "chapters/05_replays/kl_sweep.json": "the leash's lambda 0.03 is the smallest of (0.03, 0.1, 0.3), and the free "
                                          "arm's 0 did better still: needs 0.01 and 0.003",
     "chapters/06_reuse/fewshot_sweep.json": "every arm's lr and steps sit at an edge of its two-value grids "
