@@ -107,11 +107,6 @@ PENDING_CHAPTERS_5_7 = {
     (CH05 + "imitation.ipynb", "0.01"): "cell 42: the value network's expected calibration error",
     (CH05 + "imitation.ipynb", "90%"): "cell 42: the value agent 'wins over 90% of games against BC' (the same "
                                        "cell quotes the paper's 90% too: narrow to #42 in ALLOWED once glued)",
-    (CH05 + "kl_leash.ipynb", "9%"): "cell 22: BC's win rate against the test pool",
-    (CH05 + "kl_leash.ipynb", "22%"): "cell 22: the self-play policy's win rate against the test pool",
-    (CH05 + "kl_leash.ipynb", "35%"): "cell 22: BC's agreement with the humans' moves",
-    (CH05 + "kl_leash.ipynb", "30%"): "cell 22: the free policy's agreement with the humans' moves",
-    (CH05 + "kl_leash.ipynb", "1.5"): "cell 22: the leash's gain in agreement, 'about 1.5 to 3 points'",
     (CH06 + "fewshot.ipynb", "−0.15"): "cell 18: paired interval, classifier − protonet, low",
     (CH06 + "fewshot.ipynb", "−0.13"): "cell 18: paired interval, classifier − protonet, high",
     (CH06 + "fewshot.ipynb", "3.5"): "cell 18: Matching Networks' points below protonet",

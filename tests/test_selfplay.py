@@ -79,4 +79,4 @@ def test_the_notebook_trains_the_validation_choice_and_scores_on_the_test_pool_o
     assert 'table = json.loads(Path("kl_sweep.json").read_text())' in source
     assert 'KL = chosen["leash"]["kl_coef"]' in source
     assert "experiment.jobs(ARMS, SEEDS, bc_net, human, kl_coef=KL)" in source
-    assert "SEEDS = (0, 1, 2)" in source and set(experiment.SWEEP_SEEDS).isdisjoint({0, 1, 2})
+    assert "SEEDS = (0, 1, 2, 3)" in source and set(experiment.SWEEP_SEEDS).isdisjoint({0, 1, 2, 3})

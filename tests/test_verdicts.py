@@ -117,7 +117,6 @@ def test_every_course_claim_is_judged_and_cites_a_paper():
 # not yet re-run.
 CLAIMS_CELL_PENDING = {
     "chapters/05_replays/imitation.ipynb",
-    "chapters/05_replays/kl_leash.ipynb",
     "chapters/06_reuse/fewshot.ipynb",
     "chapters/06_reuse/frozen.ipynb",
     "chapters/06_reuse/lm_init.ipynb",

@@ -64,7 +64,11 @@ EDGE_PENDING = {
                                       "256, 0.812 at 2048, 0.813 at 4096): its best is the greedy limit, beta -> "
                                       "infinity, which the grid cannot hold until the agent takes an infinite beta",
     "chapters/05_replays/kl_sweep.json": "the leash's lambda 0.03 is the smallest of (0.03, 0.1, 0.3), and the free "
-                                         "arm's 0 did better still: needs 0.01 and 0.003",
+                                         "arm's 0 did better still. Run with 0.003 and 0.01 too, the sweep chose "
+                                         "0.003 (validation 0.2225, against 0.206 at 0.01 and the free arm's "
+                                         "0.224): on win rate the leash has no optimum inside, it fades towards "
+                                         "the free arm, so its weight needs a criterion that values what it is "
+                                         "for (human agreement) before the grid can close",
     "chapters/06_reuse/fewshot_sweep.json": "every arm's lr and steps sit at an edge of its two-value grids "
                                             "(12 choices): each needs a third value beyond the chosen one",
     "chapters/06_reuse/lm_init_sweep.json": "every arm's 400 steps is the largest of (200, 300, 400) and the 5% "
