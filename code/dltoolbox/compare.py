@@ -114,11 +114,6 @@ def processes_for(requested):
     return cap
 
 
-def _worker_start():
-    """What every worker process of :func:`run_parallel` does first: no progress bars."""
-    os.environ[DISABLE_ENV_VAR] = "1"
-
-
 @contextmanager
 def _quiet_jobs():
     """The jobs' own progress bars off while they run here, then as they were."""
@@ -140,8 +135,9 @@ def run_parallel(function, jobs, processes=2, desc="runs"):
     notebook) and its jobs picklable. Each process seeds itself through the job, so results do not depend
     on `processes`, nor on :func:`processes_for` lowering it (during the test suite, or by
     $DLTOOLBOX_PROCESSES); with one, the jobs run here, one after another. One progress bar counts the
-    jobs; the jobs' own bars stay off, here as in the workers. The thread count is the job's to set (a
-    worker starts with PyTorch's default, as this process did), so a job gives the same numbers either way.
+    jobs; the jobs' own bars stay off, here as in the workers (where :func:`dltoolbox.progress.enabled` is
+    always false). The thread count is the job's to set (a worker starts with PyTorch's default, as this
+    process did), so a job gives the same numbers either way.
     """
     jobs = list(jobs)
     processes = processes_for(processes)
@@ -150,7 +146,7 @@ def run_parallel(function, jobs, processes=2, desc="runs"):
         with _quiet_jobs():
             return [function(job) for job in bar]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=context, initializer=_worker_start) as pool:
+    with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=context) as pool:
         return list(progress(pool.map(function, jobs), total=len(jobs), desc=desc))
 
 
