@@ -20,7 +20,7 @@ NOT_YET_TRAINED = {
     "seq2seq_steps": "chapter 3 still trains every model 400 steps (experiments.seq2seq.STEPS) and shows this "
                      "table as evidence that both source orders gain from longer training; it trains the chosen "
                      "steps once the grid finds a length that beats the next one tried (sweeps.EDGE_PENDING: "
-                     "12,800 still gains) and the runs are stored",
+                     "25,600 still gains) and the runs are stored",
 }
 EXPERIMENTS = ROOT / "code" / "dltoolbox" / "experiments"
 # tables whose arms do not all share one grid, with why: {sweep: ([arms that share one grid], why)}; every arm
