@@ -36,12 +36,14 @@ def moves():
 
 def examples(glyph, pair, moves):
     return [bs.encode_text("naïve café"), bs.encode_pair(*pair), bs.encode_game(moves),
-            bs.encode_image(glyph), bs.encode_caption(glyph, "a glyph")]
+            bs.encode_image(glyph), bs.encode_caption(glyph, "a glyph"), bs.encode_drawing("a glyph", glyph)]
 
 
 def test_the_vocabulary_is_the_bytes_then_one_tag_per_task_and_the_controls():
     assert sorted(bs.TAGS.values()) == list(range(256, 256 + len(bs.TASKS)))
     assert len({*bs.TAGS.values(), bs.SEP, bs.END, bs.PAD}) == bs.VOCAB_SIZE - 256 == len(bs.TASKS) + 3
+    assert bs.TASKS == ("text", "translation", "game", "image", "caption", "draw") and bs.VOCAB_SIZE == 265
+    assert set(bs.READERS) == set(bs.TASKS) and set(bs.CONDITIONAL) == {"translation", "caption", "draw"}
 
 
 def test_text_round_trips_byte_for_byte_including_non_ascii():
@@ -93,6 +95,20 @@ def test_an_image_with_its_caption_round_trips(glyph):
     assert (image - glyph).abs().max().item() <= HALF_LEVEL + 1e-6
 
 
+def test_a_description_with_its_drawing_round_trips_text_in_and_image_out(glyph):
+    ids, mask = bs.encode_drawing("a naïve glyph", glyph)
+    given = [bs.TAGS["draw"], *"a naïve glyph".encode("utf-8"), bs.SEP]
+    assert ids[:len(given)].tolist() == given and ids[len(given):len(given) + 2].tolist() == [16, 16]
+    assert len(ids) == len(given) + 2 + 256 + 1
+    task, description, image = bs.decode(ids)
+    assert task == "draw" and description == "a naïve glyph" and image.shape == (16, 16)
+    assert (image - glyph).abs().max().item() <= HALF_LEVEL + 1e-6
+    assert bs.decode(bs.encode_drawing("", glyph)[0])[1] == ""  # an empty description still has its SEP
+    caption, _ = bs.encode_caption(glyph, "a glyph")  # the same bytes as a caption, the other way round
+    drawing, _ = bs.encode_drawing("a glyph", glyph)
+    assert sorted(caption[1:].tolist()) == sorted(drawing[1:].tolist()) and caption[0] != drawing[0]
+
+
 def test_the_loss_mask_covers_the_output_and_end_and_nothing_given(glyph, pair, moves):
     def predicted(example):
         ids, mask = example
@@ -110,6 +126,9 @@ def test_the_loss_mask_covers_the_output_and_end_and_nothing_given(glyph, pair, 
     assert predicted(bs.encode_image(glyph)) == 2 + 16 * 16 + 1  # size bytes, pixels, END
     ids, mask = bs.encode_caption(glyph, "a glyph")
     assert predicted((ids, mask)) == len("a glyph") + 1 and int((~mask).sum()) == 1 + 2 + 256 + 1
+    ids, mask = bs.encode_drawing("a glyph", glyph)
+    assert predicted((ids, mask)) == 2 + 16 * 16 + 1 and int((~mask).sum()) == 1 + len("a glyph") + 1
+    assert ids[~mask].tolist() == [bs.TAGS["draw"], *b"a glyph", bs.SEP]
 
 
 def test_pack_ignores_exactly_the_masked_out_ids(glyph, pair, moves):
@@ -180,6 +199,9 @@ def test_decode_reads_the_first_example_of_a_continuation():
     (lambda: bs.encode_image(torch.full((4, 4), float("nan"))), r"\[0, 1\]"),
     (lambda: bs.encode_image(torch.zeros(256, 2)), "1 to 255"),
     (lambda: bs.encode_caption(torch.zeros(2, 2, 2), "x"), "2-D"),
+    (lambda: bs.encode_drawing(b"x", torch.zeros(2, 2)), "text is a str"),
+    (lambda: bs.encode_drawing("x", torch.full((2, 2), -0.1)), r"\[0, 1\]"),
+    (lambda: bs.frame("draw", None, [2, 2, 0, 0, 0, 0]), "takes an input"),
     (lambda: bs.pack([]), "empty"),
     (lambda: bs.batch([]), "empty"),
 ])
@@ -200,6 +222,9 @@ def test_bad_input_is_refused_with_a_message(make, match):
     ([bs.TAGS["image"], 2, 2, 0, 0, 0, bs.END], "has 4 pixel bytes, got 3"),
     ([bs.TAGS["image"], 5, bs.END], "height and width"),
     ([bs.TAGS["caption"], 1, 1, 9, 9, bs.SEP, 104, bs.END], "has 1 pixel bytes, got 2"),
+    ([bs.TAGS["draw"], 104, bs.SEP, 1, 1, 9, 9, bs.END], "has 1 pixel bytes, got 2"),
+    ([bs.TAGS["draw"], 104, 1, 1, 9, bs.END], "has 1 SEP"),
+    ([bs.TAGS["draw"], 0xC3, bs.SEP, 1, 1, 9, bs.END], "utf-8"),
     ([bs.TAGS["text"], 0xC3, bs.END], "utf-8"),
 ])
 def test_decode_refuses_what_no_encoder_writes(ids, match):

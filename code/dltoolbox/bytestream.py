@@ -1,11 +1,11 @@
-"""All the data is just a sequence of bytes: text, translations, game records and images serialised into one
-stream that one byte-level GPT reads (the recipe of Gato, Reed et al. 2022, in miniature).
+"""All the data is just a sequence of bytes: text, translations, game records, images, captions and drawings
+serialised into one stream that one byte-level GPT reads (the recipe of Gato, Reed et al. 2022, in miniature).
 
 An example is framed as ``[tag] + input bytes + [SEP] + output bytes + [END]``; a task with nothing to
 condition on (plain text, a game record, an image) has no input and no SEP: ``[tag] + bytes + [END]``.
 The vocabulary is the 256 byte values followed by control ids, which no byte can be mistaken for: one tag
-per task (256 text, 257 translation, 258 game, 259 image, 260 caption), then SEP, END and PAD;
-``VOCAB_SIZE`` = 264 ids in all.
+per task (256 text, 257 translation, 258 game, 259 image, 260 caption, 261 draw), then SEP, END and PAD;
+``VOCAB_SIZE`` = 265 ids in all.
 
 Every ``encode_*`` returns (ids, mask): a 1-D LongTensor and a bool tensor of the same length that marks
 the ids the model is trained to predict. One rule for every task, as in Gato (which trains on text and
@@ -15,7 +15,9 @@ actions only): the output bytes and END are predicted; the tag, the input and SE
 - translation: the target sentence's bytes and END (the source is given);
 - game: every move and END (a game record is all "actions");
 - image: every pixel byte, its two size bytes and END (a model that draws an image also says its size);
-- caption: the caption's bytes and END (the image is given).
+- caption: the caption's bytes and END (the image is given);
+- draw: the image's size bytes, its pixels and END (the text that describes it is given): caption's
+  direction reversed, text in and an image out, so one model reads and writes every modality.
 
 :func:`decode` inverts every encoder: text, sentences and games round-trip exactly, images up to
 quantisation (each grey level is rounded to the nearest of 256 levels k/255, an error of at most 1/255/2).
@@ -30,14 +32,14 @@ from . import lm
 from .games import COLS, State
 
 NUM_BYTES = 256
-TASKS = ("text", "translation", "game", "image", "caption")  # caption: an image in, its description out
-TAGS = {task: NUM_BYTES + i for i, task in enumerate(TASKS)}  # 256..260: one control id per task
+TASKS = ("text", "translation", "game", "image", "caption", "draw")  # caption: image -> text; draw: text -> image
+TAGS = {task: NUM_BYTES + i for i, task in enumerate(TASKS)}  # 256..261: one control id per task
 TASKS_BY_TAG = {tag: task for task, tag in TAGS.items()}
-SEP = NUM_BYTES + len(TASKS)  # 261: the input ends, the output begins
-END = SEP + 1                 # 262: the example ends
-PAD = SEP + 2                 # 263: fills the short rows of a batch; never a target
-VOCAB_SIZE = PAD + 1          # 264: bytes and controls
-CONDITIONAL = ("translation", "caption")  # the tasks with an input and a SEP
+SEP = NUM_BYTES + len(TASKS)  # 262: the input ends, the output begins
+END = SEP + 1                 # 263: the example ends
+PAD = SEP + 2                 # 264: fills the short rows of a batch; never a target
+VOCAB_SIZE = PAD + 1          # 265: bytes and controls
+CONDITIONAL = ("translation", "caption", "draw")  # the tasks with an input and a SEP
 
 
 def _ints(values):
@@ -137,7 +139,7 @@ def _image(payload):
 
 
 READERS = {"text": (None, _text), "translation": (_sentence, _sentence), "game": (None, _game),
-           "image": (None, _image), "caption": (_image, _text)}  # task: (read its input, read its output)
+           "image": (None, _image), "caption": (_image, _text), "draw": (_text, _image)}  # task: (input, output)
 
 
 # ---- encoders and the decoder -------------------------------------------------------------------
@@ -165,6 +167,11 @@ def encode_image(pixels):
 def encode_caption(pixels, caption):
     """An image and its description as (ids, mask): the image in, the caption out."""
     return frame("caption", _image_bytes(pixels), _text_bytes(caption))
+
+
+def encode_drawing(description, pixels):
+    """A description and the image it describes as (ids, mask): the text in, the image (size and pixels) out."""
+    return frame("draw", _text_bytes(description), _image_bytes(pixels))
 
 
 def game_records(replays):
