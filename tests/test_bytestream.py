@@ -2,6 +2,7 @@
 (images up to quantisation), with a loss mask on what the model predicts and batches the course's GPT reads."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -73,6 +74,33 @@ def test_game_records_round_trip_and_are_the_replays_moves():
         for m in record:
             state = state.play(m)
         assert state.done  # each record is a whole game, in order of play
+
+
+def test_a_game_record_is_refused_exactly_where_the_engine_refuses_a_move():
+    # random column sequences, many running past a win, a draw or a full column: the record's own check must
+    # accept the same prefix the engine plays and refuse the move the engine refuses
+    rng = np.random.default_rng(0)
+    refused = 0
+    for length in rng.integers(1, 50, size=400):
+        moves = rng.integers(0, games.COLS, size=length).tolist()
+        state, legal = games.State.initial(), len(moves)
+        for i, m in enumerate(moves):
+            try:
+                state = state.play(m)
+            except ValueError:
+                legal = i
+                break
+        assert bs.encode_game(moves[:legal])[0][1:-1].tolist() == moves[:legal]
+        if legal < len(moves):
+            refused += 1
+            with pytest.raises(ValueError, match=f"move {legal} "):
+                bs.encode_game(moves)
+    draw = [0, 1, 2, 3, 4, 5] * 3 + [1, 0, 3, 2, 5, 4] * 3 + [6] * 6  # a full board, no four in a row
+    state = games.State.initial()
+    for m in draw:
+        state = state.play(m)
+    assert state.done and state.winner == 0 and bs.encode_game(draw)[0][1:-1].tolist() == draw
+    assert refused > 100  # the random records do reach the refusals
 
 
 def test_an_image_round_trips_within_half_a_grey_level(glyph):

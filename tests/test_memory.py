@@ -154,7 +154,7 @@ def test_flops_grow_as_each_design_says():
         memory.flops_per_byte(memory.config_for("full"), window=257)
 
 
-DEFAULT_PARAMETERS = {"full": 149_504, "perceiver_ar": 149_632, "megabyte": 146_944}  # memory's docstring table
+DEFAULT_PARAMETERS = {"full": 149_504, "perceiver_ar": 149_632, "megabyte": 151_168}  # memory's docstring table
 
 
 def test_default_sizes_have_the_same_parameters_within_ten_percent():

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from . import lm
-from .games import COLS, State
+from .games import COLS, CONNECT, ROWS
 
 NUM_BYTES = 256
 TASKS = ("text", "translation", "game", "image", "caption", "draw")  # caption: image -> text; draw: text -> image
@@ -98,16 +98,37 @@ def _sentence(payload):
 
 
 def _game_moves(moves):
-    """A game record as a list of moves, replayed on a Connect-Four board so an impossible record is refused."""
-    moves, state = _ints(moves), State.initial()
+    """A game record as a list of moves, replayed on a Connect-Four board so an impossible record is refused:
+    a move into a full column, or any move after four in a row or a full board (the rules of
+    :meth:`dltoolbox.games.State.play`, checked here on a dict of cells, fast enough for thousands of
+    records)."""
+    moves, heights, board, over = _ints(moves), [0] * COLS, {}, False
     for i, move in enumerate(moves):
         if isinstance(move, bool) or not isinstance(move, (int, np.integer)) or not 0 <= move < COLS:
             raise ValueError(f"move {i} is {move!r}: a move is a column, 0 to {COLS - 1}")
-        try:
-            state = state.play(int(move))
-        except ValueError as error:  # a full column, or a move after the game ended
-            raise ValueError(f"move {i} ({move}) is illegal: {error}") from None
+        move = int(move)
+        if over:
+            raise ValueError(f"move {i} ({move}) is illegal: the game is over: no move may follow the end")
+        if heights[move] == ROWS:
+            raise ValueError(f"move {i} ({move}) is illegal: that column is full")
+        row, player = heights[move], i % 2
+        heights[move] += 1
+        board[row, move] = player
+        over = _four(board, row, move, player) or min(heights) == ROWS
     return [int(m) for m in moves]
+
+
+def _four(board, row, col, player):
+    """Whether the piece just placed at (row, col) completes a line of CONNECT of `player`'s pieces."""
+    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        run = 1
+        for sign in (1, -1):
+            r, c = row + sign * dr, col + sign * dc
+            while board.get((r, c)) == player:
+                run, r, c = run + 1, r + sign * dr, c + sign * dc
+        if run >= CONNECT:
+            return True
+    return False
 
 
 def _game(payload):

@@ -28,7 +28,10 @@ Default sizes (:func:`config_for`), for windows of 256 bytes of 256 values, :fun
 |--------------|----------------------------------------------------|------------|--------------------------|
 | full         | width 64, 2 blocks                                 | 149,504    | 360,448                  |
 | perceiver_ar | width 64, N = 64, cross-attention + 1 block        | 149,632    | 360,448                  |
-| megabyte     | P = 8, global width 64 × 2 blocks, local 32 × 2    | 146,944    | 94,720                   |
+| megabyte     | P = 4, global width 64 × 2 blocks, local 32 × 2    | 151,168    | 124,928                  |
+
+MEGABYTE's patch is 4 bytes: with P = 8 it never learned chapter 8's recall task (at chance through 8,000 steps
+at two learning rates), with P = 4 it recalled by step 1,000.
 """
 from dataclasses import dataclass, replace
 
@@ -115,7 +118,7 @@ class PerceiverAR(nn.Module):
 class MegabyteConfig:
     vocab_size: int = 256  # byte values
     block_size: int = 256  # T: the longest window, a whole number of patches
-    patch_size: int = 8    # P: bytes per patch
+    patch_size: int = 4    # P: bytes per patch
     global_embd: int = 64  # width of the global model: P byte embeddings of global_embd / P side by side
     global_layer: int = 2  # blocks of the global model
     local_embd: int = 32   # width of the local model

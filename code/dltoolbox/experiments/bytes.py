@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import bytestream as bs
-from .. import lm
+from .. import lm, memory
 from ..compare import count_parameters
 from ..games import COLS
-from ..gpt import GPT, GPTConfig
+from ..gpt import GPTConfig
 
 TASKS = bs.TASKS
 ARMS = ("generalist",) + tuple(f"specialist:{task}" for task in TASKS)
@@ -116,8 +116,7 @@ def modalities(seed=0):
         data[split] = {
             "text": [bs.encode_text(chunk) for chunk in _text_chunks(text[split])],
             "translation": [bs.encode_pair(source, target) for source, target in pairs[split]],
-            "game": [bs.frame("game", None, moves) for moves in records[split]],  # encode_game without its
-            # replay check (the slow part): the engine's own records are legal by construction
+            "game": [bs.encode_game(moves) for moves in records[split]],
             "image": [bs.encode_image(x) for x in X],
             "caption": [bs.encode_caption(x, NAMES[label]) for x, label in zip(named, y.tolist())],
             "draw": [bs.encode_drawing(NAMES[label], x) for x, label in zip(X, y.tolist())]}
@@ -187,9 +186,9 @@ def batches(examples_by_task, batch_size, generator):
 
 
 def build_model(seed):
-    """The course's GPT over the byte vocabulary, initialised from `seed`."""
-    torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=bs.VOCAB_SIZE, **MODEL))
+    """The course's GPT over the byte vocabulary, its weights drawn from `seed` (the global generator is left as
+    it was), as chapter 8's other models are built (:func:`dltoolbox.memory.build`)."""
+    return memory.build(GPTConfig(vocab_size=bs.VOCAB_SIZE, **MODEL), seed)
 
 
 def lr_factor(step, steps):
@@ -207,8 +206,7 @@ def step_flops(batch_size=BATCH_SIZE):
 
     if ("flops", batch_size) not in _cache:
         X = torch.zeros(batch_size, BLOCK_SIZE, dtype=torch.long)
-        with torch.random.fork_rng():  # building the model leaves the caller's generator as it was
-            _cache["flops", batch_size] = measured_flops(build_model(0), X, X)["total"]
+        _cache["flops", batch_size] = measured_flops(build_model(0), X, X)["total"]
     return _cache["flops", batch_size]
 
 

@@ -29,6 +29,7 @@ import torch
 
 from .. import lm, memory, ngram
 from ..attention import fit_exponent
+from ..compare import count_parameters
 
 # --- the recall task --------------------------------------------------------------------------------------
 
@@ -124,7 +125,8 @@ def score(model, X, Y, key_len=TASK["key_len"], score_last=64, chunk=64):
 # A job's defaults. Measured (one seed, T = 256, batch 8, one thread, 2-core CPU shared with other training):
 # a step takes about 0.12 s (full), 0.025-0.03 s (Perceiver AR), 0.03-0.04 s (MEGABYTE); recall of the
 # default key reached 1.0 by step 750 (Perceiver AR, lr 1e-3 or 3e-3) and 1,750 (full, lr 3e-3; none by 2,000 at
-# 1e-3); MEGABYTE with P = 8 stayed at chance through 8,000 steps (lr 3e-4, 1e-3), with P = 4 it reached 1.0 by 1,000.
+# 1e-3); MEGABYTE with P = 8 stayed at chance through 8,000 steps (lr 3e-4, 1e-3), with P = 4 (the default) it
+# reached 1.0 by 1,000.
 RUN = dict(window=256, batch_size=8, warmup=50, weight_decay=0.01, clip=1.0, on="test", n_eval=256,
            score_last=64, checkpoint_every=0, n_checkpoint=128, **TASK)
 REQUIRED = ("kind", "seed", "lr", "steps")
@@ -195,7 +197,7 @@ def run(job):
         raise FloatingPointError(f"{kind}, seed {job['seed']}: the loss diverged")
     scores = score(model, *recall_examples(o["n_eval"], T, o["on"], **task), o["key_len"], o["score_last"])
     return {"job": job, **scores, "train_seconds": seconds,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": count_parameters(model),
             "flops_per_byte": memory.flops_per_byte(cfg, T)["total"],
             "train_flops": train_flops(cfg, T, o["batch_size"], job["steps"]),
             "loss": sum(losses[-50:]) / len(losses[-50:]), "curve": curve}
