@@ -1,5 +1,6 @@
 """Chapter 8's experiment protocol: the recall task's layout and splits, its scores on hand-made models, one
 training run of each kind, what a step costs as the window grows, and the exponent and crossover fits."""
+import json
 import math
 
 import pytest
@@ -143,6 +144,40 @@ def test_a_run_is_deterministic_and_its_seed_matters():
     assert c["loss"] != a["loss"]
 
 
+@pytest.mark.parametrize("kind", memory.KINDS)
+def test_a_run_scored_again_from_its_stored_weights_gives_its_scores(kind):
+    job = {"kind": kind, "seed": 0, **TINY_JOB, **TINY[kind]}
+    result = experiment.run(job)
+    again = experiment.rescore({"job": result["job"], "state": result["state"]})  # what a stored run keeps
+    assert {k: again[k] for k in ("recall", "recall_bits", "bits")} == \
+        {k: result[k] for k in ("recall", "recall_bits", "bits")}
+    assert experiment.rescore(result, on="valid")["bits"] != result["bits"]  # other windows, other bytes
+    assert len(result["history"]["loss_per_50"]) == 1 and result["history"]["train_seconds"] > 0
+
+
+def test_a_diverged_sweep_run_is_a_row_with_infinite_bits(monkeypatch):
+    def diverge(job):
+        raise FloatingPointError("the loss diverged")
+    monkeypatch.setattr(experiment, "run", diverge)
+    row = experiment._sweep_run({"kind": "full", "seed": 0, "lr": 1.0, "steps": 1})
+    assert row["diverged"] and row["recall_bits"] == math.inf and row["bits"] == math.inf
+
+
+def test_the_stored_jobs_give_each_kind_its_chosen_rate_and_equal_training_flops(tmp_path):
+    rows = [{"kind": k, "lr": lr, "seed": 100, "valid_recall_bits": abs(lr - best)}
+            for k, best in zip(memory.KINDS, (1e-3, 3e-3, 1e-3)) for lr in experiment.LR_GRID]
+    from dltoolbox.experiments import sweeps
+    table = sweeps.finish({"rows": rows, "settings": ["lr"], "metric": "valid_recall_bits", "goal": "min",
+                           "arm": "kind"})
+    path = tmp_path / "memory_sweep.json"
+    path.write_text(json.dumps(table))
+    jobs = experiment.stored_jobs(table=path)[:12]  # then Perceiver AR's smaller latent arrays
+    assert [(j["kind"], j["lr"]) for j in jobs[::4]] == [("full", 1e-3), ("perceiver_ar", 3e-3), ("megabyte", 1e-3)]
+    assert [j["seed"] for j in jobs] == list(experiment.STORED_SEEDS) * 3
+    flops = {experiment.train_flops(memory.config_for(j["kind"], 256), 256, 8, j["steps"]) for j in jobs}
+    assert max(flops) <= 1.01 * min(flops)
+
+
 def test_a_job_with_a_missing_or_unknown_key_is_refused():
     with pytest.raises(ValueError, match="lacks"):
         experiment.run({"kind": "full", "seed": 0, "lr": 1e-3})
@@ -160,15 +195,38 @@ def test_equal_compute_steps_spend_equal_flops():
     assert experiment.steps_for("full", flops) == 400 and experiment.steps_for("megabyte", flops) == 1154
 
 
-def test_the_latent_curve_has_one_list_of_seeds_per_array_size():
-    job = {**TINY_JOB, **{k: v for k, v in TINY["perceiver_ar"].items() if k != "n_latent"}}
-    curve = experiment.latent_curve(latents=(16, 12), seeds=(0, 1), processes=1, **job)
+def test_the_latent_scores_have_one_list_of_seeds_per_array_size_scored_on_the_same_bytes(monkeypatch):
+    monkeypatch.setattr(experiment, "LATENTS", (16, 12))
+    job = {**TINY_JOB, **{k: v for k, v in TINY["perceiver_ar"].items() if k != "n_latent"}, "kind": "perceiver_ar"}
+    runs = [experiment.run({**job, "seed": s, "n_latent": n, "score_last": n}) for n in (16, 12) for s in (0, 1)]
+    runs.append(experiment.run({**job, "kind": "full", "seed": 0, **TINY["full"]}))  # not Perceiver AR: left out
+    curve = experiment.latent_scores(runs)
     assert curve["n_latent"] == [16, 12] and curve["score_last"] == 12
     assert all(math.isfinite(b) for bs in curve["bits"] for b in bs)
     assert [len(r) for r in curve["recall"]] == [2, 2] and all(0 <= r <= 1 for rs in curve["recall"] for r in rs)
-    assert curve["train_flops"][0] > curve["train_flops"][1]
-    with pytest.raises(ValueError, match="only the recall marker and the key"):
-        experiment.latent_curve(latents=(16, 8), seeds=(0,), processes=1, **job)
+    # the larger array scored on its last 12 predictions, not on its own 16
+    assert curve["bits"][0][0] == experiment.rescore(runs[0], score_last=12)["bits"] != runs[0]["bits"]
+    with pytest.raises(ValueError, match="not \\[16, 12\\]"):
+        experiment.latent_scores(runs[:2])
+
+
+def test_every_latent_array_predicts_more_than_the_recall_marker_and_key():
+    assert experiment.LATENTS[0] == memory.PerceiverARConfig.n_latent and list(experiment.LATENTS) == sorted(
+        experiment.LATENTS, reverse=True)
+    assert min(experiment.LATENTS) > len(experiment.RECALL_MARK) + experiment.TASK["key_len"]
+
+
+def test_the_stored_jobs_add_the_smaller_latent_arrays_at_perceiver_ars_rate_and_steps(tmp_path):
+    rows = [{"kind": k, "lr": lr, "seed": 100, "valid_recall_bits": abs(lr - 1e-3)}
+            for k in memory.KINDS for lr in experiment.LR_GRID]
+    from dltoolbox.experiments import sweeps
+    path = tmp_path / "memory_sweep.json"
+    path.write_text(json.dumps(sweeps.finish({"rows": rows, "settings": ["lr"], "metric": "valid_recall_bits",
+                                              "goal": "min", "arm": "kind"})))
+    jobs = experiment.stored_jobs(table=path)
+    par = [j for j in jobs if j["kind"] == "perceiver_ar"]
+    assert [j.get("n_latent", 64) for j in par] == [n for n in experiment.LATENTS for _ in experiment.STORED_SEEDS]
+    assert len({(j["lr"], j["steps"]) for j in par}) == 1
 
 
 # --- cost as the window grows ---------------------------------------------------------------------------------

@@ -158,9 +158,11 @@ def run(job):
     """Train one model on the recall task (one thread) and score it on the job's split ("on": test or valid).
 
     job: {"kind", "seed", "lr", "steps"} and optionally RUN's keys and size overrides of the kind's config
-    (e.g. "n_latent"). Returns plain numbers: {"job", "bits", "recall", "recall_items", "recall_bits",
-    "train_seconds", "parameters", "flops_per_byte" (forward, per predicted byte), "train_flops", "loss"
-    (the last 50 steps' mean), "curve" (every `checkpoint_every` steps: recall on validation windows)}.
+    (e.g. "n_latent"). Returns {"job", "bits", "recall", "recall_items", "recall_bits", "train_seconds",
+    "parameters", "flops_per_byte" (forward, per predicted byte), "train_flops", "loss" (the last 50 steps'
+    mean), "curve" (every `checkpoint_every` steps: recall on validation windows), "history" (what a stored
+    run keeps: the training loss averaged over each 50 steps, the curve and the training seconds), "state"
+    (the trained weights)}. FloatingPointError if the loss diverged.
     """
     torch.set_num_threads(1)
     missing = [k for k in REQUIRED if k not in job]
@@ -196,11 +198,32 @@ def run(job):
     if not math.isfinite(losses[-1]):
         raise FloatingPointError(f"{kind}, seed {job['seed']}: the loss diverged")
     scores = score(model, *recall_examples(o["n_eval"], T, o["on"], **task), o["key_len"], o["score_last"])
+    history = {"loss_per_50": [sum(losses[i:i + 50]) / len(losses[i:i + 50]) for i in range(0, len(losses), 50)],
+               "curve": curve, "train_seconds": seconds}
     return {"job": job, **scores, "train_seconds": seconds,
             "parameters": count_parameters(model),
             "flops_per_byte": memory.flops_per_byte(cfg, T)["total"],
             "train_flops": train_flops(cfg, T, o["batch_size"], job["steps"]),
-            "loss": sum(losses[-50:]) / len(losses[-50:]), "curve": curve}
+            "loss": sum(losses[-50:]) / len(losses[-50:]), "curve": curve, "history": history,
+            "state": {name: t.clone() for name, t in model.state_dict().items()}}
+
+
+def model_of(result):
+    """The trained model of a run (or a stored run: its "job" and "state"), in evaluation mode."""
+    job = result["job"]
+    cfg = memory.config_for(job["kind"], job.get("window", RUN["window"]), **_sizes(job["kind"], job))
+    model = memory.build(cfg, seed=job["seed"])
+    model.load_state_dict(result["state"])
+    return model.eval()
+
+
+def rescore(result, on="test", n_eval=None, score_last=None):
+    """A run's scores (:func:`score`) computed again from its weights, on the `on` split's recall windows (its
+    job's n_eval and score_last unless given): what the notebook reports from a stored run."""
+    o = {**RUN, **result["job"]}
+    task = {k: o[k] for k in TASK}
+    X, Y = recall_examples(n_eval or o["n_eval"], o["window"], on, **task)
+    return score(model_of(result), X, Y, o["key_len"], score_last or o["score_last"])
 
 
 def equal_compute_jobs(lrs, full_steps, seeds=(0, 1, 2, 3), **job):
@@ -212,7 +235,26 @@ def equal_compute_jobs(lrs, full_steps, seeds=(0, 1, 2, 3), **job):
              "steps": steps_for(kind, flops, o["window"], o["batch_size"])} for kind in memory.KINDS for s in seeds]
 
 
-def sweep(lrs=(1e-3, 3e-3, 1e-2), full_steps=2000, seeds=(100,), processes=2, **job):
+LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
+FULL_STEPS = 2000          # the equal-compute budget: the training FLOPs of 2,000 steps of full attention
+STORED_SEEDS = (0, 1, 2, 3)
+# Perceiver AR's latent arrays, the default first: every one must exceed the recall marker and key (9 bytes for a
+# 4-byte key), or it would predict, and so train on, nothing but the marker and the key, no language at all
+LATENTS = (64, 32, 16)
+
+
+def _sweep_run(job):
+    """A sweep's run: as :func:`run`, but a diverged run is a row with infinite bits (and no weights), not an
+    error that stops the sweep."""
+    try:
+        result = run(job)
+    except FloatingPointError:
+        return {"job": job, "recall": 0.0, "recall_bits": math.inf, "bits": math.inf, "train_seconds": math.nan,
+                "diverged": True}
+    return {**{k: v for k, v in result.items() if k not in ("state", "history")}, "diverged": False}
+
+
+def sweep(lrs=LR_GRID, full_steps=FULL_STEPS, seeds=(100,), processes=2, **job):
     """Each kind's learning rate, chosen on validation windows by recall bits: the same grid, seeds and
     training FLOPs for every kind (:func:`equal_compute_jobs`), in the form of
     :mod:`dltoolbox.experiments.sweeps` (register it there to write the table)."""
@@ -222,32 +264,47 @@ def sweep(lrs=(1e-3, 3e-3, 1e-2), full_steps=2000, seeds=(100,), processes=2, **
                                                           **job, on="valid")]
     rows = [{"kind": j["kind"], "lr": j["lr"], "seed": j["seed"], "steps": j["steps"],
              "valid_recall": round(r["recall"], 4), "valid_recall_bits": round(r["recall_bits"], 4),
-             "valid_bits": round(r["bits"], 4), "train_seconds": round(r["train_seconds"], 1)}
-            for j, r in zip(jobs, run_parallel(run, jobs, processes, desc="learning rates"))]
+             "valid_bits": round(r["bits"], 4), "train_seconds": round(r["train_seconds"], 1),
+             "diverged": r["diverged"]}
+            for j, r in zip(jobs, run_parallel(_sweep_run, jobs, processes, desc="learning rates"))]
     config = {k: v for k, v in {**RUN, **job}.items() if k != "on"}
     return {"rows": rows, "settings": ["lr"], "metric": "valid_recall_bits", "goal": "min", "arm": "kind",
             "config": {**config, "full_steps": full_steps, "seeds": list(seeds)}}
 
 
-def latent_curve(latents=(64, 32, 16), seeds=(0, 1, 2, 3), processes=2, **job):
-    """Compression's price: Perceiver AR's recall and filler bits as its latent array shrinks, the same steps
-    for every N, scored on the same bytes (score_last = the smallest N). `job`: the rest of a run's job
-    ("lr", "steps", ...). Returns {"n_latent", "recall" and "bits": one list over seeds per N, "train_flops",
-    "score_last"}. Every N must exceed the recall marker and key (9 bytes for a 4-byte key): smaller arrays
-    predict, and so train on, nothing but the marker and the key, no language at all."""
-    from ..compare import run_parallel
+SWEEP_TABLE = "chapters/08_bytes/memory_sweep.json"
 
-    last = min(job.get("score_last", RUN["score_last"]), *latents)
-    if last <= len(RECALL_MARK) + job.get("key_len", RUN["key_len"]):
-        raise ValueError(f"n_latent={min(latents)} latents predict only the recall marker and the key: "
-                         f"choose arrays of more than {len(RECALL_MARK) + job.get('key_len', RUN['key_len'])}")
-    jobs = [{**job, "kind": "perceiver_ar", "seed": s, "n_latent": n, "score_last": last}
-            for n in latents for s in seeds]
-    results = run_parallel(run, jobs, processes, desc="latent arrays")
-    per = [results[i * len(seeds):(i + 1) * len(seeds)] for i in range(len(latents))]
-    return {"n_latent": list(latents), "recall": [[r["recall"] for r in rs] for rs in per],
-            "bits": [[r["bits"] for r in rs] for rs in per], "train_flops": [rs[0]["train_flops"] for rs in per],
-            "score_last": last}
+
+def stored_jobs(seeds=STORED_SEEDS, table=SWEEP_TABLE):
+    """The notebook's runs: every kind at the learning rate the sweep chose for it (`table`), each given the
+    training FLOPs of FULL_STEPS steps of full attention, on STORED_SEEDS, scored on the test windows; then
+    Perceiver AR again with each smaller latent array of LATENTS, the same learning rate and steps (compression's
+    price, :func:`latent_scores`). `python -m dltoolbox.experiments.stored memory` stores them."""
+    from ..locations import ROOT
+    from . import sweeps
+
+    picks = sweeps.chosen(ROOT / table)
+    jobs = equal_compute_jobs({kind: picks[kind]["lr"] for kind in memory.KINDS}, FULL_STEPS, seeds)
+    smaller = [{**job, "n_latent": n, "score_last": n} for n in LATENTS[1:] for job in jobs
+               if job["kind"] == "perceiver_ar"]  # each scored on all it predicts; latent_scores evens them out
+    return jobs + smaller
+
+
+def latent_scores(results, on="test"):
+    """Compression's price, from the stored runs: Perceiver AR's recall and filler bits for each size of its
+    latent array (LATENTS), every run trained the same steps and scored again on the same bytes (score_last =
+    the smallest N, so every array predicts them). Returns {"n_latent", "recall" and "bits": one list over seeds
+    per N, "score_last"}."""
+    last = min(LATENTS)
+    by_n = {}
+    for r in results:
+        if r["job"]["kind"] == "perceiver_ar":
+            by_n.setdefault(r["job"].get("n_latent", memory.PerceiverARConfig.n_latent), []).append(r)
+    if sorted(by_n, reverse=True) != list(LATENTS):
+        raise ValueError(f"the runs hold Perceiver AR with latent arrays {sorted(by_n, reverse=True)}, not {list(LATENTS)}")
+    scores = {n: [rescore(r, on, score_last=last) for r in by_n[n]] for n in LATENTS}
+    return {"n_latent": list(LATENTS), "recall": [[s["recall"] for s in scores[n]] for n in LATENTS],
+            "bits": [[s["bits"] for s in scores[n]] for n in LATENTS], "score_last": last}
 
 
 # --- what a training step costs as the window grows ----------------------------------------------------------
