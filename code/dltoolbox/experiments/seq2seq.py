@@ -56,7 +56,7 @@ def sweep(processes=2):
             "arm": "source", "config": {**MODEL, "steps": STEPS, "batch_size": BATCH_SIZE, "seeds": list(SWEEP_SEEDS)}}
 
 
-STEPS_GRID = (400, 800, 1600, 3200, 6400, 12800, 25600)  # the second stage: how long each source order trains
+STEPS_GRID = (400, 800, 1600, 3200, 6400, 12800, 25600, 51200)  # the second stage: how long each source order trains
 
 
 def _checkpointed(job):

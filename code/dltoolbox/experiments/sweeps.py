@@ -56,11 +56,6 @@ EDGE_PENDING = {
                                      "gained from 8,000 to 20,000 steps (validation 2.521 -> 2.489 bits/char): "
                                      "needs lr 0.04 and 50,000 steps: 21 more runs, about two and a half hours on 2 cores (a "
                                      "20,000-step run takes about 9 minutes of one core), then the stored runs again",
-    "chapters/03_seq2seq/steps_sweep.json": "both source orders are still best at 25,600 steps, the largest tried "
-                                            "(validation exact match from 12,800: plain 0.696 -> 0.726, still "
-                                            "gaining; reversed 0.686 -> 0.688, levelling off): needs 51,200, about "
-                                            "45 minutes on 2 cores, then the notebook's six seeds per order as "
-                                            "stored runs (a 25,600-step run takes about 22 minutes of one core)",
     "chapters/05_replays/sweep.json": "the two-ply agent's beta (256) is inside 0..4096; the one-ply agent's is the "
                                       "largest, 4096, gaining a fraction of a point per doubling (validation 0.806 at "
                                       "256, 0.812 at 2048, 0.813 at 4096): its best is the greedy limit, beta -> "
