@@ -238,6 +238,7 @@ def equal_compute_jobs(lrs, full_steps, seeds=(0, 1, 2, 3), **job):
 LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
 FULL_STEPS = 2000          # the equal-compute budget: the training FLOPs of 2,000 steps of full attention
 STORED_SEEDS = (0, 1, 2, 3)
+CURVE_EVERY = 250          # the stored runs' recall on validation windows, every this many steps
 # Perceiver AR's latent arrays, the default first: every one must exceed the recall marker and key (9 bytes for a
 # 4-byte key), or it would predict, and so train on, nothing but the marker and the key, no language at all
 LATENTS = (64, 32, 16)
@@ -284,7 +285,8 @@ def stored_jobs(seeds=STORED_SEEDS, table=SWEEP_TABLE):
     from . import sweeps
 
     picks = sweeps.chosen(ROOT / table)
-    jobs = equal_compute_jobs({kind: picks[kind]["lr"] for kind in memory.KINDS}, FULL_STEPS, seeds)
+    jobs = equal_compute_jobs({kind: picks[kind]["lr"] for kind in memory.KINDS}, FULL_STEPS, seeds,
+                              checkpoint_every=CURVE_EVERY)
     smaller = [{**job, "n_latent": n, "score_last": n} for n in LATENTS[1:] for job in jobs
                if job["kind"] == "perceiver_ar"]  # each scored on all it predicts; latent_scores evens them out
     return jobs + smaller
@@ -309,7 +311,9 @@ def latent_scores(results, on="test"):
 
 # --- what a training step costs as the window grows ----------------------------------------------------------
 
-COST_WINDOWS = (64, 128, 256, 512, 1024, 2048, 4096)
+# up to 2,048 bytes: at 4,096 full attention's step keeps about a gigabyte of activations and the process
+# peaks near 2.4 GB, more than a laptop's notebook should ask for
+COST_WINDOWS = (64, 128, 256, 512, 1024, 2048)
 LONG_CALL = 1.0  # seconds: a first call this long is the measurement; shorter ones are warm-ups
 
 
