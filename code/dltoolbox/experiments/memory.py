@@ -235,7 +235,7 @@ def equal_compute_jobs(lrs, full_steps, seeds=(0, 1, 2, 3), **job):
              "steps": steps_for(kind, flops, o["window"], o["batch_size"])} for kind in memory.KINDS for s in seeds]
 
 
-LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
+LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 FULL_STEPS = 2000          # the equal-compute budget: the training FLOPs of 2,000 steps of full attention
 STORED_SEEDS = (0, 1, 2, 3)
 CURVE_EVERY = 250          # the stored runs' recall on validation windows, every this many steps
