@@ -96,9 +96,9 @@ def test_the_visible_checks_work_without_the_hidden_references(monkeypatch):
 def test_the_stored_results_are_the_references():
     """checks/expected.py is what ``python -m dltoolbox.classroom.hidden.replays`` writes today."""
     from dltoolbox.checks.expected import EXPECTED
-    from dltoolbox.classroom.hidden import attention, ngram, replays, reuse, scale
+    from dltoolbox.classroom.hidden import attention, memory, ngram, replays, reuse, scale
     fresh = {}
-    for module in (ngram, reuse, scale, attention, replays):
+    for module in (ngram, reuse, scale, attention, replays, memory):
         fresh.update(module.visible_results())
     assert sorted(fresh) == sorted(EXPECTED)
     for key in fresh:
