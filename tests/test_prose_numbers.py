@@ -27,6 +27,7 @@ def entries(path, numbers, why):
 
 CH02, CH03, CH04 = "chapters/02_ngrams/", "chapters/03_seq2seq/", "chapters/04_attention/"
 CH05, CH06, CH07 = "chapters/05_replays/", "chapters/06_reuse/", "chapters/07_scale/"
+CH08 = "chapters/08_bytes/"
 CI = "the confidence level of an interval (a setting)"
 
 ALLOWED = {
@@ -99,6 +100,11 @@ ALLOWED = {
     **entries(CH07 + "index.md", "95%", CI),
     **entries(CH07 + "scale.ipynb", "0.076 1.5", "Kaplan et al. 2020: α_N ≈ 0.076, models up to 1.5 billion weights"),
     **entries(CH07 + "scale.ipynb", "74.7", "Yamazaki et al. 2019: ImageNet in 74.7 seconds on 2,048 GPUs"),
+    # chapter 8
+    **entries(CH08 + "index.md", "95%", CI),
+    **entries(CH08 + "memory.ipynb", "95%", CI),
+    **entries(CH08 + "memory.ipynb", "1.000 1.057 1.104", "Yu et al. 2023 (MEGABYTE), Table 2: PG-19 bits per byte, "
+                                                         "MEGABYTE and Perceiver AR against a transformer"),
 }
 
 PENDING_CHAPTERS_5_7 = {
