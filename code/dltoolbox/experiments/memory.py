@@ -122,7 +122,7 @@ def score(model, X, Y, key_len=TASK["key_len"], score_last=64, chunk=64):
 
 # --- one training run ----------------------------------------------------------------------------------------
 
-# A job's defaults. Measured (one seed, T = 256, batch 8, one thread, 2-core CPU shared with other training):
+# A job's defaults. Measured in exploratory runs before the comparison, none of them stored (one seed, T = 256, batch 8, one thread, 2-core CPU shared with other training):
 # a step takes about 0.12 s (full), 0.025-0.03 s (Perceiver AR), 0.03-0.04 s (MEGABYTE); recall of the
 # default key reached 1.0 by step 750 (Perceiver AR, lr 1e-3 or 3e-3) and 1,750 (full, lr 3e-3; none by 2,000 at
 # 1e-3); MEGABYTE with P = 8 stayed at chance through 8,000 steps (lr 3e-4, 1e-3), with P = 4 (the default) it
