@@ -235,3 +235,19 @@ def test_a_checkpoint_of_a_constant_rate_run_is_the_shorter_run():
     assert 0 < checkpoints["seconds"][2] < checkpoints["seconds"][4]
     with pytest.raises(ValueError, match="constant"):
         experiment._checkpointed({**job, "schedule": "warmup_linear"})
+
+
+def test_a_stored_run_keeps_the_weights_and_a_compact_history():
+    job = {"reverse_source": False, "seed": 1, "on": "valid", "lr": 0.01, "schedule": "constant", "steps": 250}
+    full = experiment.run(job)
+    stored = experiment.stored_run(job)
+    for name, tensor in full["state"].items():
+        assert torch.equal(stored["state"][name], tensor)  # the same run: the same weights
+    history = stored["history"]
+    assert history["steps"] == 250 and history["tokens"] == sum(full["history"]["tokens"])
+    assert history["seconds"] > 0
+    # the loss in blocks of LOSS_BLOCK steps, the last block shorter
+    assert len(history["loss_per_block"]) == 3 and experiment.LOSS_BLOCK == 100
+    assert history["loss_per_block"][0] == pytest.approx(sum(full["history"]["loss"][:100]) / 100)
+    assert history["loss_per_block"][-1] == pytest.approx(sum(full["history"]["loss"][200:]) / 50)
+    assert stored["metrics"]["exact_match"] == full["metrics"]["exact_match"]

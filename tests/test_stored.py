@@ -85,3 +85,20 @@ def test_a_stored_file_that_would_run_code_is_refused(tmp_path):
     stored.manifest_path(path).write_text(json.dumps({"jobs": [JOBS[0]], "sha256": stored._sha256(path)}))
     with pytest.raises(Exception, match="(?i)weights only|unpickl|unsupported"):
         stored.load(path, [JOBS[0]])
+
+
+@pytest.mark.parametrize("name", sorted(stored.STORED))
+def test_each_committed_file_holds_the_jobs_its_code_names_now(name):
+    # a change to a sweep's table or to a stored_jobs function must come with the runs trained again
+    import importlib
+
+    from dltoolbox.locations import ROOT
+
+    jobs_target, train_target, path = stored.STORED[name]
+    module, function = jobs_target.split(":")
+    jobs = getattr(importlib.import_module(module), function)()
+    manifest = json.loads(stored.manifest_path(ROOT / path).read_text())
+    assert manifest["command"] == f"python -m dltoolbox.experiments.stored {name}"
+    assert manifest["jobs"] == json.loads(json.dumps(jobs)), f"{path} holds other jobs than {jobs_target} names"
+    assert stored._sha256(ROOT / path) == manifest["sha256"]
+    assert hasattr(importlib.import_module(train_target.split(":")[0]), train_target.split(":")[1])

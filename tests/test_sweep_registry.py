@@ -16,12 +16,7 @@ from dltoolbox.experiments import sweeps
 CHOOSERS = {"chosen", "chosen_row"}
 # sweeps whose choice no notebook trains yet, with why: each fails its test below on purpose (strict xfail),
 # so the list can only shrink
-NOT_YET_TRAINED = {
-    "seq2seq_steps": "chapter 3 still trains every model 400 steps (experiments.seq2seq.STEPS) and shows this "
-                     "table as evidence of how long each order wants to train; the grid has found it (25,600 steps "
-                     "for both, 51,200 no better), and the notebook trains the chosen steps once its runs, about a "
-                     "quarter of an hour of one core each, are stored",
-}
+NOT_YET_TRAINED = {}
 EXPERIMENTS = ROOT / "code" / "dltoolbox" / "experiments"
 # tables whose arms do not all share one grid, with why: {sweep: ([arms that share one grid], why)}; every arm
 # still tries as many settings, each with the same seeds

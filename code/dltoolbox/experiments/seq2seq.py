@@ -1,6 +1,7 @@
 """Chapter 3's experiments (chapters/03_seq2seq/seq2seq.ipynb): the runs of the encoder–decoder on the
 chapter's language pair, each source order's learning rate and schedule chosen on validation (the
-`seq2seq` sweep), its number of steps (`seq2seq_steps`), and the capacity x training grid (`seq2seq_capacity`)."""
+`seq2seq` sweep), its number of steps (`seq2seq_steps`), the capacity x training grid (`seq2seq_capacity`),
+and the notebook's runs at the chosen settings (`python -m dltoolbox.experiments.stored seq2seq`)."""
 import time
 
 import torch
@@ -11,7 +12,7 @@ from ..compare import count_parameters
 from ..seq2seq import SCHEDULES, build_model, train
 
 MODEL = dict(num_embed=48, num_hiddens=96)  # one LSTM layer each side
-STEPS, BATCH_SIZE = 400, 64  # the same budget for every run
+STEPS, BATCH_SIZE = 400, 64  # the first stage of the sweep: the same short budget for every setting
 SWEEP_GRID = {"lr": (3e-3, 1e-2, 3e-2), "schedule": SCHEDULES}
 SWEEP_SEEDS = (100,)  # apart from the notebook's seeds 0, 1, 2
 
@@ -108,6 +109,37 @@ def sweep_steps(processes=2, table="chapters/03_seq2seq/sweep.json"):
                          "seconds": round(result["seconds"][steps], 1)})
     return {"rows": rows, "settings": ["steps"], "metric": "valid_exact_match", "goal": "max", "arm": "source",
             "config": {**MODEL, "batch_size": BATCH_SIZE, "seeds": list(SWEEP_SEEDS), "first_stage": table}}
+
+
+STORED_SEEDS = (0, 1, 2, 3)  # the notebook's seeds
+LOSS_BLOCK = 100  # a stored run keeps its training loss as the mean of each block of this many steps
+
+
+def compact(result):
+    """A run() result with its per-step history shortened to what the notebook shows: the mean loss of each
+    block of LOSS_BLOCK steps, the steps, the tokens processed and the seconds of training (wall)."""
+    history = result["history"]
+    loss = history["loss"]
+    blocks = [loss[i:i + LOSS_BLOCK] for i in range(0, len(loss), LOSS_BLOCK)]
+    return {**result, "history": {"loss_per_block": [sum(b) / len(b) for b in blocks], "steps": len(loss),
+                                  "tokens": sum(history["tokens"]), "seconds": history["seconds"][-1]}}
+
+
+def stored_run(job):
+    """run(job), compacted: what `python -m dltoolbox.experiments.stored seq2seq` keeps of each run."""
+    return compact(run(job))
+
+
+def stored_jobs(seeds=STORED_SEEDS, table="chapters/03_seq2seq/sweep.json",
+                steps_table="chapters/03_seq2seq/steps_sweep.json"):
+    """The notebook's runs: each source order with the learning rate and schedule of the first stage of its
+    sweep and the number of steps of the second, on STORED_SEEDS, scored on the test pairs;
+    `python -m dltoolbox.experiments.stored seq2seq` stores them."""
+    from . import sweeps
+
+    chosen, steps = sweeps.chosen(ROOT / table), sweeps.chosen(ROOT / steps_table)
+    return [{"reverse_source": arm == "reversed", "seed": seed, "on": "test", **chosen[arm], **steps[arm]}
+            for arm in ("plain", "reversed") for seed in seeds]
 
 
 CAPACITY_GRID = {"num_hiddens": (96, 256), "steps": (400, 1600)}

@@ -26,6 +26,7 @@ RETRAIN_ENV = "DLTOOLBOX_RETRAIN"
 # name -> ("module:function" returning the jobs, "module:function" training one job, weights path)
 STORED = {
     "ngrams_mlp": ("dltoolbox.experiments.ngrams:stored_jobs", "dltoolbox.experiments.ngrams:run", "chapters/02_ngrams/mlp_runs.pt"),
+    "seq2seq": ("dltoolbox.experiments.seq2seq:stored_jobs", "dltoolbox.experiments.seq2seq:stored_run", "chapters/03_seq2seq/runs.pt"),
     "memory": ("dltoolbox.experiments.memory:stored_jobs", "dltoolbox.experiments.memory:run", "chapters/08_bytes/memory_runs.pt"),
 }
 KEPT = ("job", "history", "state")  # what a stored run keeps; anything else is recomputed from the weights
