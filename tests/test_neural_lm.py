@@ -170,3 +170,30 @@ def test_run_on_all_the_training_text_has_no_validation_to_stop_on():
     with pytest.raises(ValueError, match="keep_best"):
         neural_lm.train_lm(neural_lm.MLPLanguageModel(neural_lm.MLPConfig(vocab_size=5)), torch.arange(5).repeat(20),
                            None, steps=2, keep_best=True)
+
+
+def _table(rows):
+    return {"rows": rows, "settings": list(experiment.SWEEP_GRID), "metric": "valid_bits", "goal": "min", "arm": None}
+
+
+def _grid_rows(score):
+    from itertools import product
+
+    return [{"lr": lr, "dropout": d, "steps": n, "seed": 100, "valid_bits": score(lr, d, n)}
+            for lr, d, n in product(*experiment.SWEEP_GRID.values())]
+
+
+def test_beyond_the_grid_tries_the_next_value_of_each_setting_chosen_at_its_largest():
+    # the best at the largest lr and steps: one run beyond each, around the choice
+    rows = _grid_rows(lambda lr, d, n: 3 - lr - n / 1e5 + abs(d - 0.1))
+    jobs = experiment.beyond_jobs(_table(rows))
+    got = {(j["train"]["lr"], j["config"]["dropout"], j["train"]["steps"], j["seed"]) for j in jobs}
+    assert got == {(0.04, 0.1, 20000, 100), (0.02, 0.1, 50000, 100)}
+    # once tried, and worse, nothing more to run: the choice is inside
+    worse = [{"lr": lr, "dropout": 0.1, "steps": n, "seed": 100, "valid_bits": 9.0} for lr, _, n, _ in got]
+    assert experiment.beyond_jobs(_table(rows + worse)) == []
+    # a choice inside every grid needs nothing
+    assert experiment.beyond_jobs(_table(_grid_rows(lambda lr, d, n: abs(lr - 0.01) + abs(n - 8000) / 1e4))) == []
+    # better beyond: the next step further
+    better = [{**w, "valid_bits": 1.0 if w["steps"] == 50000 else 9.0} for w in worse]
+    assert [(j["train"]["steps"], j["train"]["lr"]) for j in experiment.beyond_jobs(_table(rows + better))] == [(125000, 0.02)]

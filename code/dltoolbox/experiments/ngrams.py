@@ -112,13 +112,62 @@ def sweep(processes=2):
     jobs = sorted((job_for(s, seed) for s in settings for seed in SWEEP_SEEDS),
                   key=lambda job: -job["train"]["steps"])  # longest first: the two processes finish together
     kn_valid = kneser_ney_valid_log2()
-    rows = []
-    for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="MLP settings")):
-        setting = {key: {**job["config"], **job["train"]}[key] for key in SWEEP_GRID}
-        history = result["history"]
-        rows.append({**setting, "seed": job["seed"], "valid_bits": round(min(history["valid_bits"]), 4),
-                     "best_step": history["best_step"],
-                     "mix_weight": mixture_weight(result["valid_log2"], kn_valid)})
+    rows = [_row(job, result, kn_valid) for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="MLP settings"))]
     rows.sort(key=lambda row: [row[key] for key in (*SWEEP_GRID, "seed")])
     return {"rows": rows, "settings": list(SWEEP_GRID), "metric": "valid_bits", "goal": "min", "arm": None,
             "limits": SWEEP_LIMITS, "config": dict(SWEEP_FIXED)}
+
+
+def _row(job, result, kn_valid):
+    """A sweep table's row: the setting, the seed, the best validation bits/char and the mixture's weight."""
+    setting = {key: {**job["config"], **job["train"]}[key] for key in SWEEP_GRID}
+    history = result["history"]
+    return {**setting, "seed": job["seed"], "valid_bits": round(min(history["valid_bits"]), 4),
+            "best_step": history["best_step"], "mix_weight": mixture_weight(result["valid_log2"], kn_valid)}
+
+
+# The values beyond SWEEP_GRID's largest, in order: where the sweep chose a grid's largest value, the next one
+# is tried around its choice (python -m dltoolbox.experiments.sweeps ngrams_beyond).
+SWEEP_BEYOND = {"lr": (0.04, 0.08), "steps": (50000, 125000)}
+
+
+def beyond_jobs(table):
+    """The runs the table still needs so that its choice is not the largest value tried of a setting of
+    SWEEP_BEYOND: for each such setting, the choice with that setting at the next value beyond (one run per seed
+    of the table), unless the table holds it already; [] when the choice is inside every grid."""
+    from . import sweeps
+
+    choice = sweeps.best_settings(table["rows"], table["settings"], table["metric"], table["goal"], None)[None]
+    have = {tuple(row[key] for key in (*SWEEP_GRID, "seed")) for row in table["rows"]}
+    jobs = []
+    for key, beyond in SWEEP_BEYOND.items():
+        tried = sorted({row[key] for row in table["rows"]})
+        if choice[key] != tried[-1]:
+            continue
+        larger = [value for value in beyond if value > tried[-1]]
+        if not larger:
+            raise ValueError(f"{key} = {choice[key]:g} is the largest of SWEEP_BEYOND too: extend it")
+        setting = {**choice, key: larger[0]}
+        for seed in sorted({row["seed"] for row in table["rows"]}):
+            if tuple(setting[k] for k in SWEEP_GRID) + (seed,) not in have:
+                jobs.append(job_for(setting, seed))
+    return jobs
+
+
+def sweep_beyond(processes=2, table="chapters/02_ngrams/sweep.json"):
+    """The sweep's table with the runs of :func:`beyond_jobs` added (all rows kept, the choice made from all
+    of them). Run it again until the choice lies inside every grid: each run tries one step further."""
+    import json
+
+    from ..compare import run_parallel
+    from ..locations import ROOT
+
+    first = json.loads((ROOT / table).read_text())
+    jobs = sorted(beyond_jobs(first), key=lambda job: -job["train"]["steps"])
+    kn_valid = kneser_ney_valid_log2() if jobs else None
+    rows = first["rows"] + [_row(job, result, kn_valid)
+                            for job, result in zip(jobs, run_parallel(run, jobs, processes, desc="beyond the grid"))]
+    rows.sort(key=lambda row: [row[key] for key in (*SWEEP_GRID, "seed")])
+    return {"rows": rows, "settings": first["settings"], "metric": first["metric"], "goal": first["goal"],
+            "arm": None, "limits": first.get("limits", SWEEP_LIMITS),
+            "config": {**first["config"], "beyond": {k: list(v) for k, v in SWEEP_BEYOND.items()}}}
