@@ -16,7 +16,10 @@ from dltoolbox.experiments import sweeps
 CHOOSERS = {"chosen", "chosen_row"}
 # sweeps whose choice no notebook trains yet, with why: each fails its test below on purpose (strict xfail),
 # so the list can only shrink
-NOT_YET_TRAINED = {}
+NOT_YET_TRAINED = {
+    "bytes": "chapter 8's bytes notebook (the generalist against the specialists) is not written yet; its stored runs "
+             "will train each arm at the learning rate this table chose",
+}
 EXPERIMENTS = ROOT / "code" / "dltoolbox" / "experiments"
 # tables whose arms do not all share one grid, with why: {sweep: ([arms that share one grid], why)}; every arm
 # still tries as many settings, each with the same seeds

@@ -338,6 +338,11 @@ def sweep(processes=2, total=STEPS, grid=LR_GRID, seeds=SWEEP_SEEDS):
                        "metric": "validation bits per predicted byte (the generalist: the mean over its tasks)"}}
 
 
+def stored_sweep(processes=2):
+    """:func:`sweep` at the stored runs' budget, STORED_STEPS (python -m dltoolbox.experiments.sweeps bytes)."""
+    return sweep(processes, total=STORED_STEPS)
+
+
 # ---- the notebook's tables ------------------------------------------------------------------------------
 
 def _by_seed(results, arm):

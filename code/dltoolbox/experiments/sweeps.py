@@ -48,6 +48,8 @@ SWEEPS = {
     "transformer_long": ("dltoolbox.experiments.attention:transformer_long", "chapters/04_attention/transformer_long.json"),
     # each width's learning rate for chapter 7's model family
     "scaling": ("dltoolbox.experiments.scale:lr_sweep", "chapters/07_scale/lr_sweep.json"),
+    # each arm's learning rate for chapter 8's generalist and specialists, at the stored runs' equal budget
+    "bytes": ("dltoolbox.experiments.bytes:stored_sweep", "chapters/08_bytes/bytes_sweep.json"),
     # each memory's learning rate for chapter 8's recall task, at equal training compute
     "memory": ("dltoolbox.experiments.memory:sweep", "chapters/08_bytes/memory_sweep.json"),
 }
